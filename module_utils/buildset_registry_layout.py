@@ -1,0 +1,46 @@
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+"""The one description of what lives under buildset_registry_root.
+
+Every module, task and test takes paths from here instead of spelling them.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Inside the containers.
+CONTAINER_DATA = "/var/lib/registry"
+CONTAINER_CERTS = "/certs"
+CONTAINER_HTPASSWD = "/auth/htpasswd"
+CONTAINER_CONFIG = "/etc/docker/registry/config.yml"
+
+# Names below root; directories are made 0700, secret files 0600.
+SUBDIRS = ("certs", "auth", "config", "data")
+
+
+def layout(root):
+    """Return the paths under root as a dict of absolute paths."""
+    root = os.path.abspath(root)
+    return {
+        "root": root,
+        "certs_dir": os.path.join(root, "certs"),
+        "cert": os.path.join(root, "certs", "domain.crt"),
+        "key": os.path.join(root, "certs", "domain.key"),
+        "auth_dir": os.path.join(root, "auth"),
+        "htpasswd": os.path.join(root, "auth", "htpasswd"),
+        "password": os.path.join(root, "auth", "password"),
+        "config_dir": os.path.join(root, "config"),
+        "proxy_config": os.path.join(root, "config", "proxy.yml"),
+        "push_config": os.path.join(root, "config", "push.yml"),
+        "data_dir": os.path.join(root, "data"),
+    }
+
+
+def ensure_dir(path, mode=0o700):
+    """Create path (and parents) if missing; return True when it was made."""
+    if os.path.isdir(path):
+        return False
+    os.makedirs(path, mode=mode, exist_ok=True)
+    os.chmod(path, mode)
+    return True
