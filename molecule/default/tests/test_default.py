@@ -1,0 +1,193 @@
+"""Verify the converged registry with real clients (docker CLI, skopeo,
+curl, openssl) against the real containers.
+
+Settings come from the scenario's inventory and the facts the role
+returned (written by converge.yml); nothing here repeats them.
+"""
+
+import json
+import os
+import shlex
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def cfg(host):
+    return host.ansible.get_variables()
+
+
+@pytest.fixture(scope="module")
+def facts():
+    path = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "buildset_registry.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def endpoints(facts):
+    return [
+        ("proxy", f"{facts['host']}:{facts['port']}"),
+        ("push", f"{facts['push_host']}:{facts['push_port']}"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def client(host, facts, tmp_path_factory):
+    """A docker CLI with its own config dir, trusting the returned cert."""
+    workdir = tmp_path_factory.mktemp("client")
+    cafile = workdir / "ca.crt"
+    cafile.write_text(facts["cert"])
+    certs_d = []
+    for _, address in endpoints(facts):
+        d = f"/etc/docker/certs.d/{address}"
+        host.run_test(f"mkdir -p {d} && cp {cafile} {d}/ca.crt")
+        certs_d.append(d)
+    env = f"DOCKER_CONFIG={workdir / 'docker'}"
+
+    class Client:
+        ca = str(cafile)
+        cert_dir = str(workdir)
+
+        def docker(self, args, stdin=None):
+            feed = f"printf '%s' {shlex.quote(stdin)} | " if stdin is not None else ""
+            return host.run(f"{feed}{env} docker {args}")
+
+        def image(self, tag):
+            """Make a small unique image tagged tag; return its image ID."""
+            src = workdir / uuid.uuid4().hex
+            src.mkdir()
+            (src / "payload").write_bytes(os.urandom(2048))
+            out = host.check_output(f"tar -C {src} -cf - . | docker import - {tag}")
+            return out.strip()
+
+    yield Client()
+    for d in certs_d:
+        host.run(f"rm -rf {d}")
+
+
+def login(client, facts, address, password=None):
+    password = facts["password"] if password is None else password
+    return client.docker(
+        f"login -u {shlex.quote(facts['username'])} --password-stdin {address}",
+        stdin=password,
+    )
+
+
+def curl_code(host, url, cafile, user=None):
+    auth = f"-u {shlex.quote(user)}" if user else ""
+    cmd = f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {cafile} {auth} {url}"
+    return host.check_output(cmd)
+
+
+def test_facts_name_what_runs(host, cfg, facts):
+    assert facts["host"] == cfg["buildset_registry_host"]
+    assert facts["push_host"] == cfg["buildset_registry_host"]
+    assert facts["port"] == cfg["buildset_registry_port"]
+    assert facts["push_port"] == cfg["buildset_registry_push_port"]
+    assert facts["username"] == "zuul"
+    assert len(facts["password"]) >= 22  # 128 bits or more, urlsafe
+    assert facts["cert"].startswith("-----BEGIN CERTIFICATE-----")
+    for name in (cfg["buildset_registry_proxy_container"], cfg["buildset_registry_push_container"]):
+        c = host.docker(name)
+        assert c.is_running
+        assert c.inspect()["HostConfig"]["RestartPolicy"]["Name"] == "always"
+        assert c.inspect()["HostConfig"]["NetworkMode"] == "host"
+    for port in (facts["port"], facts["push_port"]):
+        assert host.socket(f"tcp://:::{port}").is_listening or host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+def test_secret_files_are_private(host, cfg):
+    root = cfg["buildset_registry_root"]
+    for name in ("certs/domain.key", "auth/htpasswd", "auth/password"):
+        f = host.file(os.path.join(root, name))
+        assert f.exists, name
+        assert f.mode == 0o600, name
+    assert host.file(os.path.join(root, "data")).is_directory
+
+
+def test_returned_cert_verifies_both_endpoints_by_host(host, facts, client):
+    for _, address in endpoints(facts):
+        out = host.run(
+            f"openssl s_client -connect {address} -servername {facts['host']} "
+            f"-verify_hostname {facts['host']} -CAfile {client.ca} -verify_return_error </dev/null"
+        )
+        assert out.rc == 0, out.stderr
+        assert "Verify return code: 0 (ok)" in out.stdout
+
+
+@pytest.mark.parametrize("who", ["anonymous", "wrong password"])
+def test_unauthenticated_requests_refused(host, facts, client, who):
+    user = None if who == "anonymous" else f"{facts['username']}:not-{facts['password']}"
+    for _, address in endpoints(facts):
+        assert curl_code(host, f"https://{address}/v2/", client.ca, user) == "401"
+        assert curl_code(host, f"https://{address}/v2/_catalog", client.ca, user) == "401"
+
+
+def test_authenticated_request_accepted(host, facts, client):
+    user = f"{facts['username']}:{facts['password']}"
+    for _, address in endpoints(facts):
+        assert curl_code(host, f"https://{address}/v2/", client.ca, user) == "200"
+
+
+def test_docker_login_with_wrong_password_fails(facts, client):
+    for _, address in endpoints(facts):
+        assert login(client, facts, address, "wrong").rc != 0
+
+
+def test_push_then_pull_same_image_through_proxy(host, facts, client):
+    push = f"{facts['push_host']}:{facts['push_port']}"
+    proxy = f"{facts['host']}:{facts['port']}"
+    assert login(client, facts, push).rc == 0
+    assert login(client, facts, proxy).rc == 0
+    repo = f"buildset/pushed-{uuid.uuid4().hex[:8]}"
+    image_id = client.image(f"{push}/{repo}:1")
+    out = client.docker(f"push {push}/{repo}:1")
+    assert out.rc == 0, out.stderr
+    out = client.docker(f"pull {proxy}/{repo}:1")
+    assert out.rc == 0, out.stderr
+    pulled = host.check_output(f"docker image inspect -f '{{{{.Id}}}}' {proxy}/{repo}:1")
+    assert pulled == image_id
+    # Same manifest digest at both endpoints, read by a second client.
+    creds = f"{facts['username']}:{facts['password']}"
+    digests = [
+        host.check_output(
+            f"skopeo inspect --format '{{{{.Digest}}}}' --creds {shlex.quote(creds)} "
+            f"--cert-dir {client.cert_dir} docker://{address}/{repo}:1"
+        )
+        for address in (push, proxy)
+    ]
+    assert digests[0] == digests[1]
+    assert digests[0].startswith("sha256:")
+
+
+def test_upstream_only_image_pulls_through_proxy(host, cfg, facts, client):
+    proxy = f"{facts['host']}:{facts['port']}"
+    assert login(client, facts, proxy).rc == 0
+    ref = cfg["molecule_upstream_images"][0]
+    out = client.docker(f"pull {proxy}/{ref}")
+    assert out.rc == 0, out.stderr
+    upstream = f"127.0.0.1:{cfg['molecule_upstream_port']}/{ref}"
+    direct = host.check_output(
+        f"skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{upstream}"
+    )
+    via_proxy = host.check_output(f"docker image inspect -f '{{{{index .RepoDigests 0}}}}' {proxy}/{ref}")
+    assert via_proxy.endswith(direct)
+
+
+def test_upload_to_proxy_refused(host, facts, client):
+    proxy = f"{facts['host']}:{facts['port']}"
+    assert login(client, facts, proxy).rc == 0
+    tag = f"{proxy}/buildset/refused-{uuid.uuid4().hex[:8]}:1"
+    client.image(tag)
+    out = client.docker(f"push {tag}")
+    assert out.rc != 0
+    # The registry says why: proxy mode does not take uploads.
+    creds = f"{facts['username']}:{facts['password']}"
+    code = host.check_output(
+        f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {client.ca} -u {shlex.quote(creds)} "
+        f"-X POST https://{proxy}/v2/buildset/refused/blobs/uploads/"
+    )
+    assert code == "405", code
