@@ -1,0 +1,372 @@
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+"""Self-signed certificate of the buildset registry: names, decision, making.
+
+Plain functions (bytes and strings in, decisions and data out) so unit tests
+call them without Ansible. library/buildset_registry_cert.py wires them up.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import tempfile
+
+from ansible.module_utils.buildset_registry_layout import ensure_dir, layout
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Always in the certificate: clients on the registry's own node use these.
+LOCAL_NAMES = ("127.0.0.1", "::1", "localhost")
+
+KEY_MODE = 0o600
+CERT_MODE = 0o644
+
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+class CertError(Exception):
+    """A problem the user has to fix; str() is the whole message."""
+
+
+def classify_name(name):
+    """Return ("IP", compressed address) or ("DNS", lowercased name), or None."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        addr = None
+    if addr is not None:
+        # A zone index (fe80::1%eth0) cannot go into a certificate.
+        if getattr(addr, "scope_id", None):
+            return None
+        return ("IP", addr.compressed)
+    if len(name) > 253:
+        return None
+    labels = name.split(".")
+    if not all(_LABEL.match(label) for label in labels):
+        return None
+    # An all-numeric last label is a mistyped address (10.0.0.256), not a name.
+    if labels[-1].isdigit():
+        return None
+    return ("DNS", name.lower())
+
+
+def requested_sans(host, extra_names=()):
+    """Validate the names and return the wanted SANs as "DNS:x"/"IP:y", deduped.
+
+    Raises CertError naming the role variable that holds a bad name.
+    """
+    sans = []
+    named = [(host, "buildset_registry_host")]
+    named += [(n, "buildset_registry_cert_extra_names") for n in extra_names or ()]
+    named += [(n, None) for n in LOCAL_NAMES]
+    for name, var in named:
+        kind = classify_name(name)
+        if kind is None:
+            raise CertError(
+                "%s: %r is not a valid DNS name or IP address; use an IPv4 or "
+                "IPv6 address (no brackets or zone) or a DNS name of labels "
+                "1-63 characters long made of letters, digits and '-' (not at "
+                "either end of a label), 253 characters at most"
+                % (var, name)
+            )
+        san = "%s:%s" % kind
+        if san not in sans:
+            sans.append(san)
+    return sans
+
+
+def _general_name(san):
+    kind, value = san.split(":", 1)
+    if kind == "IP":
+        return x509.IPAddress(ipaddress.ip_address(value))
+    return x509.DNSName(value)
+
+
+def _san_strings(cert):
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    out = []
+    for gn in ext.value:
+        if isinstance(gn, x509.IPAddress):
+            out.append("IP:%s" % gn.value.compressed)
+        elif isinstance(gn, x509.DNSName):
+            out.append("DNS:%s" % gn.value.lower())
+    return out
+
+
+def _public_der(public_key):
+    return public_key.public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def load_key(pem):
+    """Return the private key in pem (bytes), or None when it does not parse."""
+    if not pem:
+        return None
+    try:
+        # An encrypted key (TypeError) is as useless to the registry as garbage.
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+
+
+def load_cert(pem):
+    """Return the certificate in pem (bytes), or None when it does not parse."""
+    if not pem:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+
+
+def describe(cert):
+    """Facts about a certificate, safe to show: no key material."""
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "sans": _san_strings(cert),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
+    }
+
+
+def plan(key_pem, cert_pem, sans, renew_days, now=None):
+    """Decide what to make from the current file contents (bytes or None).
+
+    Returns a dict: new_key (bool), new_cert (bool), reasons (list of str).
+    Nothing is regenerated because time passed, only when the certificate
+    is missing, unparsable, does not match the key, lacks a requested name
+    or expires within renew_days.
+    """
+    now = now or _now()
+    reasons = []
+    key = load_key(key_pem)
+    if key is None:
+        reasons.append("private key missing" if not key_pem else "private key unparsable")
+        if not cert_pem:
+            reasons.append("certificate missing")
+        return {"new_key": True, "new_cert": True, "reasons": reasons}
+    cert = load_cert(cert_pem)
+    if cert is None:
+        reasons.append("certificate missing" if not cert_pem else "certificate unparsable")
+        return {"new_key": False, "new_cert": True, "reasons": reasons}
+    if _public_der(cert.public_key()) != _public_der(key.public_key()):
+        reasons.append("certificate does not match the key")
+    have = set(_san_strings(cert))
+    for san in sans:
+        if san not in have:
+            reasons.append("subjectAltName lacks %s" % san)
+    not_after = cert.not_valid_after_utc
+    if not_after <= now:
+        reasons.append("expired (%s)" % not_after.isoformat())
+    elif not_after - now < datetime.timedelta(days=renew_days):
+        reasons.append("expires within %d days (%s)" % (renew_days, not_after.isoformat()))
+    return {"new_key": False, "new_cert": bool(reasons), "reasons": reasons}
+
+
+def make_key():
+    """A new EC P-256 private key: small, fast, accepted by every client."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def make_cert(key, host, sans, valid_days, now=None):
+    """A self-signed certificate that is also its own CA; returns PEM bytes.
+
+    basicConstraints CA:TRUE and keyCertSign let docker, skopeo and curl take
+    the certificate itself as the CA file.
+    """
+    now = now or _now()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])])
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # Some slack for clocks a little behind this node's.
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(ski, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectAlternativeName([_general_name(s) for s in sans]),
+            critical=False,
+        )
+    )
+    # Ed25519/Ed448 keys (a user's own key, kept) sign without a separate hash.
+    algo = None if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)) else hashes.SHA256()
+    return builder.sign(key, algo).public_bytes(serialization.Encoding.PEM)
+
+
+def read_optional(path):
+    """Return the bytes of path, or None when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        # Missing; a path that cannot be made fails later, with the directory named.
+        return None
+    except OSError as e:
+        raise CertError(
+            "buildset_registry_root: cannot read %s (%s); fix its permissions "
+            "or remove it so a new one is made" % (path, e.strerror or e)
+        )
+
+
+def write_atomic(path, data, mode):
+    """Write data to path via a temp file in the same dir, mode set before the rename."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def diff_text(info):
+    """Diff side for a certificate description (or None: absent)."""
+    if info is None:
+        return ""
+    return "subject: %s\nsubjectAltName: %s\nnot_after: %s\nsha256: %s\n" % (
+        info["subject"], ", ".join(info["sans"]), info["not_after"], info["fingerprint"])
+
+
+def check_days(valid_days, renew_days):
+    if valid_days < 1:
+        raise CertError(
+            "buildset_registry_cert_valid_days: %d is not a positive number of "
+            "days; set it to 1 or more (default 365)" % valid_days)
+    if renew_days < 0 or renew_days >= valid_days:
+        raise CertError(
+            "buildset_registry_cert_renew_days: %d must be 0 or more and less than "
+            "buildset_registry_cert_valid_days (%d), or every run would make a new "
+            "certificate; lower it or raise the validity" % (renew_days, valid_days))
+
+
+def ensure(root, host, extra_names=(), valid_days=365, renew_days=30,
+           check_mode=False, now=None):
+    """Keep or (re)make the key and certificate under root; the module's whole job.
+
+    Returns a dict: changed, cert (PEM text, empty when check mode would make
+    a new one), cert_path, key_path, sans, not_after, fingerprint, reasons,
+    and before/after (describe() dicts or None) for a diff.
+    """
+    sans = requested_sans(host, extra_names)
+    check_days(valid_days, renew_days)
+    now = now or _now()
+    paths = layout(root)
+    kpath, cpath = paths["key"], paths["cert"]
+    old_key = read_optional(kpath)
+    old_cert = read_optional(cpath)
+    decision = plan(old_key, old_cert, sans, renew_days, now)
+    reasons = list(decision["reasons"])
+    loaded = load_cert(old_cert)
+    before = describe(loaded) if loaded is not None else None
+
+    fix_key_mode = False
+    if not decision["new_key"]:
+        mode = os.stat(kpath).st_mode & 0o7777
+        if mode != KEY_MODE:
+            fix_key_mode = True
+            reasons.append("private key mode %04o, want %04o" % (mode, KEY_MODE))
+
+    result = {
+        "changed": decision["new_cert"] or fix_key_mode,
+        "cert_path": cpath,
+        "key_path": kpath,
+        "reasons": reasons,
+        "before": before,
+    }
+    if not decision["new_cert"]:
+        if fix_key_mode and not check_mode:
+            os.chmod(kpath, KEY_MODE)
+        return _finish(result, loaded, before)
+    if check_mode:
+        result.update(
+            cert="", sans=sans, not_after="", fingerprint="",
+            after={"subject": "CN=%s" % host[:64], "sans": sans,
+                   "not_after": "about %s" % (now + datetime.timedelta(days=valid_days)).isoformat(),
+                   "fingerprint": "(new certificate)"})
+        return result
+
+    for d in (paths["root"], paths["certs_dir"]):
+        try:
+            ensure_dir(d)
+        except OSError as e:
+            raise CertError(
+                "buildset_registry_root: cannot create directory %s (%s); set "
+                "buildset_registry_root to a directory this user can write"
+                % (d, e.strerror or e))
+    try:
+        if decision["new_key"]:
+            key = make_key()
+            write_atomic(kpath, key_pem(key), KEY_MODE)
+        else:
+            key = load_key(old_key)
+            if fix_key_mode:
+                os.chmod(kpath, KEY_MODE)
+        pem = make_cert(key, host, sans, valid_days, now)
+        write_atomic(cpath, pem, CERT_MODE)
+    except OSError as e:
+        raise CertError(
+            "buildset_registry_root: cannot write the certificate or key in %s "
+            "(%s); set buildset_registry_root to a directory this user can write"
+            % (paths["certs_dir"], e.strerror or e))
+    cert = load_cert(pem)
+    return _finish(result, cert, describe(cert))
+
+
+def _finish(result, cert, info):
+    result.update(
+        cert=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        sans=info["sans"], not_after=info["not_after"],
+        fingerprint=info["fingerprint"], after=info)
+    return result
