@@ -31,6 +31,42 @@ def docker(*args, check=True, **kw):
     return subprocess.run(["docker", *args], check=check, capture_output=True, text=True, **kw)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "engine_restart: restarts the Docker engine itself (disturbs every container on the host)")
+
+
+def allocate_port():
+    """A port of this suite's range (17000-17999) that no other fixture hands out."""
+    port = next(_ports)
+    assert port < 18000, "the suite ran out of its port range"
+    return port
+
+
+@pytest.fixture
+def unused_port():
+    """A port of the suite's range that nothing listens on."""
+    return allocate_port()
+
+
+@pytest.fixture(scope="session")
+def private_upstream():
+    """Factory: a stand-in upstream of one's own (container it_upstream_*), removed at the end."""
+    started = []
+
+    def start(*images):
+        name = f"it_upstream_{uuid.uuid4().hex[:6]}"
+        port = allocate_port()
+        started.append(name)
+        subprocess.run([os.path.join(SCRIPTS, "stand-in-upstream"), name, str(port), *images],
+                       check=True, capture_output=True, text=True)
+        return {"name": name, "url": f"http://127.0.0.1:{port}", "port": port, "images": list(images)}
+
+    yield start
+    for name in started:
+        docker("rm", "-f", name, check=False)
+
+
 @pytest.fixture(scope="session")
 def upstream():
     """A stand-in for Docker Hub on loopback, seeded with one image."""
@@ -49,7 +85,7 @@ class Registry:
 
     def __init__(self, tmp_path, upstream_url):
         tag = uuid.uuid4().hex[:6]
-        port = next(_ports)
+        port = allocate_port()
         self.tmp_path = tmp_path
         self.vars = {
             "buildset_registry_root": str(tmp_path / "root"),
@@ -102,6 +138,22 @@ class Registry:
         facts = json.loads(facts_file.read_text()) if facts_file.exists() else None
         return proc, facts
 
+    def apply_ok(self, extra_vars=None, **kw):
+        """Apply and fail the test unless the play succeeded; return (proc, facts)."""
+        proc, facts = self.apply(extra_vars, **kw)
+        assert proc.returncode == 0, proc.output[-4000:]
+        assert facts, proc.output[-4000:]
+        return proc, facts
+
+    def container_ids(self):
+        """Container name -> ID of those of our two containers that exist."""
+        ids = {}
+        for name in self.containers:
+            out = docker("inspect", "-f", "{{.Id}}", name, check=False)
+            if out.returncode == 0:
+                ids[name] = out.stdout.strip()
+        return ids
+
     def remove(self):
         docker("rm", "-f", *self.containers, check=False)
 
@@ -112,3 +164,29 @@ def registry(tmp_path, upstream):
     yield reg
     reg.remove()
     shutil.rmtree(tmp_path / "root", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def make_registry(tmp_path_factory, upstream):
+    """Factory for registries that outlive one test (module fixtures); all
+    are removed at the end of the session."""
+    made = []
+
+    def make(name="reg"):
+        reg = Registry(tmp_path_factory.mktemp(name), upstream["url"])
+        made.append(reg)
+        return reg
+
+    yield make
+    for reg in made:
+        reg.remove()
+        shutil.rmtree(reg.tmp_path / "root", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shared_registry(make_registry):
+    """One applied registry for the tests that only read from it or push
+    unique names to it; reg.facts holds the returned facts."""
+    reg = make_registry("shared")
+    _, reg.facts = reg.apply_ok()
+    return reg
