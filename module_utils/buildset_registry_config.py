@@ -1,0 +1,114 @@
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+"""The registry configuration of each endpoint, rendered as YAML.
+
+Pure functions: no Docker, no files. The containers module writes the text
+to layout()["proxy_config"] / ["push_config"] (0600) and mounts it at
+CONTAINER_CONFIG, so upstream credentials never reach the container's
+environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ansible.module_utils.buildset_registry_layout import (
+    CONTAINER_CERTS,
+    CONTAINER_DATA,
+    CONTAINER_HTPASSWD,
+)
+
+KINDS = ("proxy", "push")
+REALM = "Buildset Registry"
+MINIMUM_TLS = "tls1.2"
+
+
+def listen_addr(port):
+    """Every address, IPv4 and IPv6, as Go's net.Listen understands it."""
+    return ":%d" % port
+
+
+def registry_config(kind, port, remote_url=None, username="", password=""):
+    """Return the configuration of one endpoint as a dict.
+
+    kind is "proxy" (a pull-through cache of remote_url) or "push" (a plain
+    registry). Both serve the same storage, TLS from CONTAINER_CERTS and
+    htpasswd auth.
+    """
+    if kind not in KINDS:
+        raise ValueError("kind must be one of %s, not %r" % (", ".join(KINDS), kind))
+    config = {
+        "version": "0.1",
+        "log": {"fields": {"service": "registry", "endpoint": kind}},
+        "storage": {
+            "cache": {"blobdescriptor": "inmemory"},
+            "filesystem": {"rootdirectory": CONTAINER_DATA},
+        },
+        "http": {
+            "addr": listen_addr(port),
+            "headers": {"X-Content-Type-Options": ["nosniff"]},
+            "tls": {
+                "certificate": CONTAINER_CERTS + "/domain.crt",
+                "key": CONTAINER_CERTS + "/domain.key",
+                "minimumtls": MINIMUM_TLS,
+            },
+        },
+        "auth": {"htpasswd": {"realm": REALM, "path": CONTAINER_HTPASSWD}},
+        "health": {
+            "storagedriver": {"enabled": True, "interval": "10s", "threshold": 3},
+        },
+    }
+    if kind == "proxy":
+        if not remote_url:
+            raise ValueError("the proxy endpoint needs a remote_url")
+        proxy = {"remoteurl": remote_url}
+        # registry 2.8 logs in upstream only when both are given.
+        if username or password:
+            proxy["username"] = username or ""
+            proxy["password"] = password or ""
+        config["proxy"] = proxy
+    return config
+
+
+def _scalar(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    # A JSON string is a valid YAML double-quoted scalar: every character a
+    # password may hold (quotes, colons, #, backslashes) stays literal.
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def _key(key):
+    return key if _PLAIN_KEY.match(key) else _scalar(key)
+
+
+def _emit(value, indent, lines):
+    pad = "  " * indent
+    for key, item in value.items():
+        key = _key(key)
+        if isinstance(item, dict):
+            lines.append("%s%s:" % (pad, key))
+            _emit(item, indent + 1, lines)
+        elif isinstance(item, list):
+            lines.append("%s%s: [%s]" % (pad, key, ", ".join(_scalar(i) for i in item)))
+        else:
+            lines.append("%s%s: %s" % (pad, key, _scalar(item)))
+
+
+def to_yaml(config):
+    """Block-style YAML of a dict of dicts, flat lists and scalars."""
+    lines = []
+    _emit(config, 0, lines)
+    return "\n".join(lines) + "\n"
+
+
+def render_config(kind, port, remote_url=None, username="", password=""):
+    """Return the full registry configuration of one endpoint as YAML text."""
+    header = "# Written by the buildset_registry_containers module; changes are overwritten.\n"
+    return header + to_yaml(registry_config(kind, port, remote_url, username, password))
