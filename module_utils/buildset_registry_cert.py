@@ -12,9 +12,8 @@ import datetime
 import ipaddress
 import os
 import re
-import tempfile
 
-from ansible.module_utils.buildset_registry_layout import ensure_dir, layout
+from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, write_atomic
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -251,24 +250,6 @@ def read_optional(path):
             "buildset_registry_root: cannot read %s (%s); fix its permissions "
             "or remove it so a new one is made" % (path, e.strerror or e)
         )
-
-
-def write_atomic(path, data, mode):
-    """Write data to path via a temp file in the same dir, mode set before the rename."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def diff_text(info):

@@ -27,7 +27,6 @@ import os
 import re
 import socket
 import ssl
-import tempfile
 import time
 
 from ansible.module_utils.buildset_registry_config import render_config
@@ -38,6 +37,7 @@ from ansible.module_utils.buildset_registry_layout import (
     CONTAINER_HTPASSWD,
     ensure_dir,
     layout,
+    write_atomic,
 )
 
 try:
@@ -77,7 +77,7 @@ class ContainersError(Exception):
 
 def served_state_path(paths):
     """Where the hashes of the files each container has loaded are kept."""
-    return os.path.join(paths["config_dir"], "served.json")
+    return paths["served_state"]
 
 
 def config_path(paths, kind):
@@ -329,16 +329,7 @@ def read_served_state(path):
 def write_private(path, text):
     """Write text to path with mode 0600, atomically (temp file and rename)."""
     ensure_dir(os.path.dirname(path), 0o700)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text, 0o600)
 
 
 # --- ports and readiness ------------------------------------------------------

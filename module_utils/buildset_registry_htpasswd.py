@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import tempfile
 
 import bcrypt
 
-from ansible.module_utils.buildset_registry_layout import ensure_dir, layout
+from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, write_atomic
 
 FILE_MODE = 0o600
 MIN_COST, MAX_COST = 4, 31
@@ -152,24 +151,6 @@ def read_optional(path, var="buildset_registry_root"):
         raise HtpasswdError(
             "%s: cannot read %s (%s); fix its permissions or remove it"
             % (var, path, e.strerror or e))
-
-
-def write_atomic(path, data, mode):
-    """Write data to path via a temp file in the same dir, mode set before the rename."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def describe(data):

@@ -8,6 +8,7 @@ Every module, task and test takes paths from here instead of spelling them.
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Inside the containers.
 CONTAINER_DATA = "/var/lib/registry"
@@ -33,6 +34,7 @@ def layout(root):
         "config_dir": os.path.join(root, "config"),
         "proxy_config": os.path.join(root, "config", "proxy.yml"),
         "push_config": os.path.join(root, "config", "push.yml"),
+        "served_state": os.path.join(root, "config", "served.json"),
         "data_dir": os.path.join(root, "data"),
     }
 
@@ -44,3 +46,25 @@ def ensure_dir(path, mode=0o700):
     os.makedirs(path, mode=mode, exist_ok=True)
     os.chmod(path, mode)
     return True
+
+
+def write_atomic(path, data, mode):
+    """Write data (bytes or str) to path through a temp file in the same
+    directory, its mode set before the rename, so that no reader ever sees
+    a half-written or briefly world-readable file."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
