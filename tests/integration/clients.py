@@ -206,7 +206,7 @@ class Clients:
     def status(self, kind, path, user=None, method="GET"):
         """HTTP status of one request; user None is anonymous, True the right creds."""
         cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(self.ca),
-               "-X", method, f"https://{self.addresses[kind]}{path}"]
+               "-H", f"Accept: {MANIFEST_V2}", *(["-I"] if method == "HEAD" else ["-X", method]), f"https://{self.addresses[kind]}{path}"]
         if user is True:
             user = self.creds
         if user:
@@ -271,7 +271,8 @@ class DockerCLI:
         tag = f"{self.addresses[kind]}/{ref}"
         out = self("image", "inspect", "-f", "{{json .RepoDigests}}", tag)
         assert out.returncode == 0, out.output
-        return [d.split("@", 1)[1] for d in json.loads(out.stdout)]
+        repo = tag.rsplit(":", 1)[0]
+        return [d.split("@", 1)[1] for d in json.loads(out.stdout) if d.split("@", 1)[0] == repo]
 
     def close(self):
         for tag in self.tags:

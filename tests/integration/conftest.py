@@ -8,6 +8,8 @@ tests never meet each other or a registry a user runs here.
 import itertools
 import json
 import os
+import random
+import socket
 import shutil
 import subprocess
 import sys
@@ -21,7 +23,10 @@ SCRIPTS = os.path.join(ROLE_DIR, "scripts")
 BIN = os.path.dirname(sys.executable)
 UPSTREAM_PORT = 17000
 UPSTREAM_IMAGES = ["library/upstream-only:1"]
-_ports = itertools.count(17010, 2)
+# Pairs of ports from 17010 up to 17999, from a random start: other runs of
+# this suite may share the engine, and each skips ports found in use.
+_PORT_PAIRS = range(17010, 17998, 2)
+_ports = itertools.islice(itertools.cycle(_PORT_PAIRS), random.randrange(len(_PORT_PAIRS)), None)
 
 sys.path.insert(0, os.path.join(ROLE_DIR, "module_utils"))
 from buildset_registry_layout import layout  # noqa: E402
@@ -36,11 +41,24 @@ def pytest_configure(config):
         "markers", "engine_restart: restarts the Docker engine itself (disturbs every container on the host)")
 
 
+def _listened(port):
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        try:
+            sock.bind(("::", port))
+        except OSError:
+            return True
+    return False
+
+
 def allocate_port():
-    """A port of this suite's range (17000-17999) that no other fixture hands out."""
-    port = next(_ports)
-    assert port < 18000, "the suite ran out of its port range"
-    return port
+    """The first of two free ports of this suite's range (17010-17999) that no
+    other fixture of this run hands out."""
+    for _ in _PORT_PAIRS:
+        port = next(_ports)
+        if not _listened(port) and not _listened(port + 1):
+            return port
+    raise AssertionError("no free pair of ports left in 17010-17999")
 
 
 @pytest.fixture
@@ -71,13 +89,21 @@ def private_upstream():
 def upstream():
     """A stand-in for Docker Hub on loopback, seeded with one image."""
     name = "it_upstream"
+    # Another run of the suite may be using it: keep one we did not start.
+    ours = docker("inspect", name, check=False).returncode != 0
+    _ensure_upstream(name)
+    yield {"name": name, "url": f"http://127.0.0.1:{UPSTREAM_PORT}", "port": UPSTREAM_PORT,
+           "images": UPSTREAM_IMAGES, "ensure": lambda: _ensure_upstream(name)}
+    if ours:
+        docker("rm", "-f", name, check=False)
+
+
+def _ensure_upstream(name):
+    """Start (or keep) the stand-in upstream; cheap when it runs."""
     subprocess.run(
         [os.path.join(SCRIPTS, "stand-in-upstream"), name, str(UPSTREAM_PORT), *UPSTREAM_IMAGES],
-        check=True,
+        check=True, capture_output=True,
     )
-    yield {"name": name, "url": f"http://127.0.0.1:{UPSTREAM_PORT}", "port": UPSTREAM_PORT,
-           "images": UPSTREAM_IMAGES}
-    docker("rm", "-f", name, check=False)
 
 
 class Registry:
@@ -160,6 +186,7 @@ class Registry:
 
 @pytest.fixture
 def registry(tmp_path, upstream):
+    upstream["ensure"]()
     reg = Registry(tmp_path, upstream["url"])
     yield reg
     reg.remove()
