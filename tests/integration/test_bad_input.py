@@ -25,6 +25,7 @@ CASES = [
     ("username with newline", {"buildset_registry_username": "zu\nul"}, "buildset_registry_username", "line break"),
     ("password with newline", {"buildset_registry_password": "secret\nline"},
      "buildset_registry_password", "line break"),
+    ("password over 72 bytes", {"buildset_registry_password": "p" * 73}, "buildset_registry_password", "72"),
     ("relative root", {"buildset_registry_root": "relative/dir"}, "buildset_registry_root", "absolute"),
     ("unknown state", {"buildset_registry_state": "running"}, "buildset_registry_state", "present, absent"),
     ("image with spaces", {"buildset_registry_image": "registry: 2"}, "buildset_registry_image", "registry:2"),
