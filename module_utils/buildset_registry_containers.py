@@ -19,6 +19,7 @@ How a container is kept in step:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
@@ -671,7 +672,29 @@ def apply_plan(client, plan, image, paths, served, served_digest):
     return waiting
 
 
-def present(client, params, check_mode, result):
+def preflight(client, params, check_mode):
+    """What must hold before anything changes: the image is here (pulled
+    when missing, unless in check mode) and no other program holds a port.
+
+    Returns {"image_id", "pulled", "found"} for present(), so that the
+    Docker engine is asked each thing once.
+    """
+    image_id, pulled = resolve_image(client, params["image"], check_mode)
+    found = find_containers(client, list(names_of(params).values()))
+    ours = {
+        existing["port"] for existing in found.values()
+        if existing.get("status") in ("running", "restarting") and existing.get("port")
+    }
+    for kind, port in sorted(ports_of(params).items()):
+        if port in ours:
+            continue
+        free, cause = port_free(port)
+        if free is False:
+            raise ContainersError(port_in_use_message(kind, port, cause))
+    return {"image_id": image_id, "pulled": pulled, "found": found}
+
+
+def present(client, params, check_mode, result, pre=None):
     paths = layout(params["root"])
 
     contents = read_served_files(paths)
@@ -684,11 +707,10 @@ def present(client, params, check_mode, result):
         )
     served_digest = files_digest(contents)
 
-    image_id, pulled = resolve_image(client, params["image"], check_mode)
-    result["image_id"] = image_id
-    result["image_pulled"] = pulled
-
-    found = find_containers(client, list(names_of(params).values()))
+    pre = pre or preflight(client, params, check_mode)
+    image_id = result["image_id"] = pre["image_id"]
+    pulled = result["image_pulled"] = pre["pulled"]
+    found = pre["found"]
     state_path = served_state_path(paths)
     served = read_served_state(state_path)
     served_before = dict(served)
@@ -716,25 +738,37 @@ def present(client, params, check_mode, result):
     return result
 
 
-def ensure(params, check_mode=False, result=None):
+def ensure(params, check_mode=False, result=None, client=None, pre=None):
     """Bring both containers to params["state"]; return the module result.
 
-    Raises ContainersError; the result dict passed in is filled as far as
-    the work went, for fail_json.
+    client and pre (a preflight() result) may come from a caller that
+    already asked the engine; otherwise ensure() connects itself. Raises
+    ContainersError; the result dict passed in is filled as far as the work
+    went, for fail_json.
     """
     result = {"changed": False, "containers": {}} if result is None else result
     result.setdefault("containers", {})
     validate(params)
     result["endpoints"] = endpoints(params["host"], params)
-    client = connect()
+    own_client = client is None
+    client = connect() if own_client else client
     try:
-        if params["state"] == "absent":
-            return absent(client, params, check_mode, result)
-        return present(client, params, check_mode, result)
+        with docker_errors():
+            if params["state"] == "absent":
+                return absent(client, params, check_mode, result)
+            return present(client, params, check_mode, result, pre)
+    finally:
+        if own_client:
+            client.close()
+
+
+@contextlib.contextmanager
+def docker_errors():
+    """Turn the Docker SDK's errors into a ContainersError that says what to do."""
+    try:
+        yield
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         raise ContainersError(
             "Docker engine at %s failed a request: %s; check the engine (`docker info`) and run again."
             % (docker_url(), e)
         )
-    finally:
-        client.close()

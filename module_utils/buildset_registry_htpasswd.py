@@ -38,12 +38,19 @@ def validate(username, password, cost):
             "buildset_registry_username: is empty; set it to the name clients "
             "log in with (default zuul)")
     # The registry trims each line and skips those starting with '#'.
-    if (":" in username or "\n" in username or "\r" in username
-            or username != username.strip() or username.startswith("#")):
+    problems = [
+        what for what, bad in (
+            ("a colon", ":" in username),
+            ("a line break", "\n" in username or "\r" in username),
+            ("a leading '#'", username.startswith("#")),
+            ("surrounding spaces", username != username.strip()),
+        ) if bad
+    ]
+    if problems:
         raise HtpasswdError(
-            "buildset_registry_username: %r cannot be used in an htpasswd file; "
-            "use a name without ':', line breaks, leading '#' or surrounding "
-            "spaces" % username)
+            "buildset_registry_username: %r holds %s, which an htpasswd file "
+            "cannot take; use a name without them, for example zuul"
+            % (username, " and ".join(problems)))
     if "\n" in password or "\r" in password or "\0" in password:
         raise HtpasswdError(
             "buildset_registry_password: contains a line break or NUL character, "

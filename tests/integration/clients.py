@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -54,28 +53,15 @@ def run(cmd, timeout=120, input=None, text=True):
 
 # --- ansible-playbook output ----------------------------------------------------
 
-_TASK = re.compile(r"^TASK \[(?:[^\]:]+ : )?(.*)\] \**$")
-_STATUS = re.compile(r"^(ok|changed|skipping|fatal|failed|included): \[")
-
-
-def task_results(output):
-    """Task name -> status (ok, changed, skipping, fatal, ...) from the default callback's output."""
-    results, task = {}, None
-    for line in output.splitlines():
-        m = _TASK.match(line)
-        if m:
-            task = m.group(1)
-            continue
-        m = _STATUS.match(line)
-        if m and task is not None and task not in results:
-            results[task] = m.group(1)
-    return results
-
-
-def role_changed(output):
-    """Names of the role's tasks that reported changed (the test's own tasks left out)."""
-    return sorted(name for name, status in task_results(output).items()
-                  if status == "changed" and name != "Write the returned facts for the test")
+def role_changed(proc):
+    """The parts of the role that changed something in this run: any of
+    "certificate", "htpasswd" and "containers", read from the module's result."""
+    result = proc.result or {}
+    parts = [part for part in ("certificate", "htpasswd") if (result.get(part) or {}).get("changed")]
+    actions = [c.get("action") for c in (result.get("containers") or {}).values()]
+    if any(a not in ("unchanged", "absent") for a in actions):
+        parts.append("containers")
+    return sorted(parts)
 
 
 # --- images -----------------------------------------------------------------

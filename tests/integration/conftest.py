@@ -131,7 +131,9 @@ class Registry:
     def apply(self, extra_vars=None, verbosity=0, env=None, check=False, tasks_after=""):
         """Run the role in a playbook; return (CompletedProcess, facts or None)."""
         merged = {**self.vars, **(extra_vars or {})}
-        facts_file = self.tmp_path / f"facts-{uuid.uuid4().hex[:6]}.json"
+        run_id = uuid.uuid4().hex[:6]
+        facts_file = self.tmp_path / f"facts-{run_id}.json"
+        result_file = self.tmp_path / f"result-{run_id}.json"
         playbook = self.tmp_path / "playbook.yml"
         playbook.write_text(textwrap.dedent(f"""\
             - hosts: localhost
@@ -149,6 +151,14 @@ class Registry:
                     mode: "0600"
                   no_log: true
                   when: buildset_registry is defined
+                - name: Write what the role's module did, secrets left out, for the test
+                  ansible.builtin.copy:
+                    content: "{{{{ __buildset_registry_result | dict2items
+                                 | rejectattr('key', 'in', ['buildset_registry', 'invocation'])
+                                 | items2dict | to_json }}}}"
+                    dest: {result_file}
+                    mode: "0600"
+                  when: __buildset_registry_result is defined
             """) + tasks_after)
         varfile = self.tmp_path / "vars.json"
         varfile.write_text(json.dumps(merged))
@@ -162,6 +172,8 @@ class Registry:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=self.tmp_path)
         proc.output = proc.stdout + proc.stderr
         facts = json.loads(facts_file.read_text()) if facts_file.exists() else None
+        # The module's result (what each part did), for role_changed().
+        proc.result = json.loads(result_file.read_text()) if result_file.exists() else None
         return proc, facts
 
     def apply_ok(self, extra_vars=None, **kw):

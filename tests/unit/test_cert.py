@@ -8,12 +8,12 @@ import stat
 import subprocess
 
 import pytest
+from module_runner import run_main
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ansible.module_utils import buildset_registry_cert as cert
 from ansible.module_utils.buildset_registry_layout import layout
-from ansible.module_utils.testing import patch_module_args
 
 import buildset_registry_cert as cert_module  # library/, via tests/conftest.py
 
@@ -41,10 +41,7 @@ def san_strings(c):
 
 
 def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            cert_module.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return run_main(cert_module.main, args, capsys)
 
 
 @pytest.fixture

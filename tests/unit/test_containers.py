@@ -48,7 +48,7 @@ from ansible.module_utils.buildset_registry_layout import (
     CONTAINER_HTPASSWD,
     layout,
 )
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_main
 
 ROLE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRICKY = 'p@ss: "w#rd" \\ {x} \u00e9'
@@ -75,11 +75,7 @@ def load_module():
 
 
 def run_module(capsys, args):
-    module = load_module()
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(load_module().main, args, capsys)[1]
 
 
 def params(**over):

@@ -6,10 +6,10 @@ import stat
 
 import bcrypt
 import pytest
+from module_runner import run_main
 
 from ansible.module_utils import buildset_registry_htpasswd as htp
 from ansible.module_utils.buildset_registry_layout import layout
-from ansible.module_utils.testing import patch_module_args
 
 import buildset_registry_htpasswd as htpasswd_module  # library/, via tests/conftest.py
 
@@ -44,10 +44,7 @@ def verifies(password, hashed):
 
 
 def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            htpasswd_module.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return run_main(htpasswd_module.main, args, capsys)
 
 
 @pytest.fixture

@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+
+from __future__ import annotations
+
+
+DOCUMENTATION = r"""
+---
+module: buildset_registry
+short_description: Run a buildset registry in one step (the role's module)
+description:
+  - Does the role's whole job in one module run, since each module task
+    costs more Ansible overhead than the work itself.
+  - Checks every input, that the Docker engine answers, that the image is
+    here (pulled when missing) and that no other program holds a port,
+    before it changes anything.
+  - Then does what M(buildset_registry_cert), M(buildset_registry_htpasswd)
+    and M(buildset_registry_containers) do, with the same functions. It keeps
+    or makes the key and self-signed certificate, keeps or writes the
+    htpasswd entry (generating and storing a password when none is given),
+    and keeps, creates, recreates or restarts the proxy and push
+    containers, returning when both endpoints answer.
+  - Returns the registry's coordinates, the password included, in
+    RV(buildset_registry); the task that calls it must be C(no_log).
+  - Needs the C(docker), C(cryptography) and C(bcrypt) Python packages and a
+    running Docker engine on the target.
+options:
+  root:
+    description: Directory holding certs/, auth/, config/ and data/; absolute.
+    type: path
+    required: true
+  host:
+    description: Address clients use; goes into the certificate and the result.
+    type: str
+    required: true
+  port:
+    description: Port of the proxy endpoint.
+    type: int
+    default: 5000
+  push_port:
+    description: Port of the push endpoint; not O(port).
+    type: int
+    default: 5001
+  image:
+    description: Image of both containers; pulled when missing.
+    type: str
+    default: registry:2
+  proxy_remote_url:
+    description: The proxy's upstream, an http(s) URL.
+    type: str
+    default: https://registry-1.docker.io
+  proxy_username:
+    description: Username for the upstream; empty for none.
+    type: str
+    default: ""
+  proxy_password:
+    description: Password for the upstream; written only to the proxy's 0600 configuration file.
+    type: str
+    default: ""
+  username:
+    description: Username clients log in with.
+    type: str
+    default: zuul
+  password:
+    description:
+      - Password clients log in with. Empty generates one (192 bits), stored
+        0600 in O(root)/auth/password and reused on later runs.
+    type: str
+    default: ""
+  state:
+    description:
+      - V(present) runs the registry and waits until both endpoints answer.
+      - V(absent) removes both containers and keeps every file under O(root).
+    type: str
+    choices: [present, absent]
+    default: present
+  proxy_container:
+    description: Name of the proxy container.
+    type: str
+    default: buildset_proxy
+  push_container:
+    description: Name of the push container.
+    type: str
+    default: buildset_registry
+  cert_extra_names:
+    description: More subjectAltNames (DNS names or IP addresses).
+    type: list
+    elements: str
+    default: []
+  cert_valid_days:
+    description: Validity of a new certificate, in days.
+    type: int
+    default: 365
+  cert_renew_days:
+    description: Make a new certificate when the current one expires within this many days.
+    type: int
+    default: 30
+  bcrypt_cost:
+    description: bcrypt cost of the htpasswd entry, 4 to 31.
+    type: int
+    default: 4
+  wait_timeout:
+    description: Seconds to wait until both endpoints answer.
+    type: int
+    default: 60
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would change; writes, pulls and starts nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - docker (Python SDK) >= 7.0
+  - cryptography
+  - bcrypt
+author:
+  - run-buildset-registry developers
+"""
+
+EXAMPLES = r"""
+- name: Run the buildset registry and keep its coordinates
+  buildset_registry:
+    root: /var/lib/buildset_registry
+    host: 192.0.2.10
+    proxy_remote_url: https://registry-1.docker.io
+  register: registry
+  no_log: true
+
+- name: Remove the containers, keep the data
+  buildset_registry:
+    root: /var/lib/buildset_registry
+    host: 192.0.2.10
+    state: absent
+"""
+
+RETURN = r"""
+buildset_registry:
+  description: The registry's coordinates, as the role's fact of the same name.
+  returned: state is present
+  type: dict
+  sample:
+    host: 192.0.2.10
+    port: 5000
+    push_host: 192.0.2.10
+    push_port: 5001
+    username: zuul
+    password: (secret)
+    cert: "-----BEGIN CERTIFICATE-----..."
+certificate:
+  description: What happened to the certificate (see M(buildset_registry_cert)).
+  returned: state is present
+  type: dict
+  sample: {changed: false, reasons: [], cert_path: /var/lib/buildset_registry/certs/domain.crt,
+           sans: ["IP:192.0.2.10", "IP:127.0.0.1"], not_after: "2027-11-28T00:00:00+00:00",
+           fingerprint: 3f1c0c5e8a0d}
+htpasswd:
+  description: What happened to the htpasswd entry (see M(buildset_registry_htpasswd)).
+  returned: state is present
+  type: dict
+  sample: {changed: false, reasons: [], htpasswd_path: /var/lib/buildset_registry/auth/htpasswd,
+           password_generated: true}
+containers:
+  description: What happened to each container (see M(buildset_registry_containers)).
+  returned: always
+  type: dict
+  sample:
+    proxy: {name: buildset_proxy, id: 0d1e2f, action: unchanged, port: 5000}
+    push: {name: buildset_registry, id: 3a4b5c, action: restarted, port: 5001}
+endpoints:
+  description: Where clients reach each endpoint.
+  returned: always
+  type: dict
+  sample:
+    proxy: {host: 192.0.2.10, port: 5000, address: "192.0.2.10:5000"}
+    push: {host: 192.0.2.10, port: 5001, address: "192.0.2.10:5001"}
+image_id:
+  description: ID of the image both containers run; null in check mode when it is still to be pulled.
+  returned: state is present
+  type: str
+  sample: sha256:3c3913ad2fac
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.buildset_registry_containers import docker
+from ansible.module_utils.buildset_registry_role import ERRORS, run
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="path", required=True),
+            host=dict(type="str", required=True),
+            port=dict(type="int", default=5000),
+            push_port=dict(type="int", default=5001),
+            image=dict(type="str", default="registry:2"),
+            proxy_remote_url=dict(type="str", default="https://registry-1.docker.io"),
+            proxy_username=dict(type="str", default=""),
+            proxy_password=dict(type="str", default="", no_log=True),
+            username=dict(type="str", default="zuul"),
+            password=dict(type="str", default="", no_log=True),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            proxy_container=dict(type="str", default="buildset_proxy"),
+            push_container=dict(type="str", default="buildset_registry"),
+            cert_extra_names=dict(type="list", elements="str", default=[]),
+            cert_valid_days=dict(type="int", default=365),
+            cert_renew_days=dict(type="int", default=30),
+            bcrypt_cost=dict(type="int", default=4),
+            wait_timeout=dict(type="int", default=60),
+        ),
+        supports_check_mode=True,
+    )
+    result = dict(changed=False, containers={})
+    if docker is None:
+        module.fail_json(msg=missing_required_lib("docker"), **result)
+    try:
+        run(module.params, module.check_mode, result)
+    except ERRORS as e:
+        module.fail_json(msg=str(e), **result)
+    # AnsibleModule masks every no_log value anywhere in a result, which would
+    # turn a password the user gave into '********' in buildset_registry.
+    # Returning it is this module's purpose (the calling task is no_log), so
+    # unmask it there and keep it masked in the echoed arguments.
+    p = module.params
+    invocation = dict(module_args=dict(
+        p, password="VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" if p["password"] else "",
+        proxy_password="VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" if p["proxy_password"] else ""))
+    module.no_log_values.discard(p["password"])
+    module.exit_json(invocation=invocation, **result)
+
+
+if __name__ == "__main__":
+    main()
