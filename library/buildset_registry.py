@@ -185,6 +185,7 @@ image_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.buildset_registry_containers import ARGUMENT_SPEC as CONTAINERS_SPEC
 from ansible.module_utils.buildset_registry_containers import docker
 from ansible.module_utils.buildset_registry_role import ERRORS, run
 
@@ -192,24 +193,14 @@ from ansible.module_utils.buildset_registry_role import ERRORS, run
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            root=dict(type="path", required=True),
-            host=dict(type="str", required=True),
-            port=dict(type="int", default=5000),
-            push_port=dict(type="int", default=5001),
-            image=dict(type="str", default="registry:2"),
+            CONTAINERS_SPEC,
             proxy_remote_url=dict(type="str", default="https://registry-1.docker.io"),
-            proxy_username=dict(type="str", default=""),
-            proxy_password=dict(type="str", default="", no_log=True),
             username=dict(type="str", default="zuul"),
             password=dict(type="str", default="", no_log=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            proxy_container=dict(type="str", default="buildset_proxy"),
-            push_container=dict(type="str", default="buildset_registry"),
             cert_extra_names=dict(type="list", elements="str", default=[]),
             cert_valid_days=dict(type="int", default=365),
             cert_renew_days=dict(type="int", default=30),
             bcrypt_cost=dict(type="int", default=4),
-            wait_timeout=dict(type="int", default=60),
         ),
         supports_check_mode=True,
     )

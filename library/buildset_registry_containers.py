@@ -172,6 +172,7 @@ ready_seconds:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.buildset_registry_containers import (
+    ARGUMENT_SPEC,
     ContainersError,
     docker,
     ensure,
@@ -180,20 +181,7 @@ from ansible.module_utils.buildset_registry_containers import (
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            root=dict(type="path", required=True),
-            host=dict(type="str", required=True),
-            port=dict(type="int", default=5000),
-            push_port=dict(type="int", default=5001),
-            image=dict(type="str", default="registry:2"),
-            proxy_remote_url=dict(type="str"),
-            proxy_username=dict(type="str", default=""),
-            proxy_password=dict(type="str", default="", no_log=True),
-            proxy_container=dict(type="str", default="buildset_proxy"),
-            push_container=dict(type="str", default="buildset_registry"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            wait_timeout=dict(type="int", default=60),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         required_if=[("state", "present", ["proxy_remote_url"])],
         supports_check_mode=True,
     )

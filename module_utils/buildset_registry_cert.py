@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 
-from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, write_atomic
+from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, read_optional, write_atomic
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -237,21 +237,6 @@ def make_cert(key, host, sans, valid_days, now=None):
     return builder.sign(key, algo).public_bytes(serialization.Encoding.PEM)
 
 
-def read_optional(path):
-    """Return the bytes of path, or None when it does not exist."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        # Missing; a path that cannot be made fails later, with the directory named.
-        return None
-    except OSError as e:
-        raise CertError(
-            "buildset_registry_root: cannot read %s (%s); fix its permissions "
-            "or remove it so a new one is made" % (path, e.strerror or e)
-        )
-
-
 def diff_text(info):
     """Diff side for a certificate description (or None: absent)."""
     if info is None:
@@ -285,8 +270,8 @@ def ensure(root, host, extra_names=(), valid_days=365, renew_days=30,
     now = now or _now()
     paths = layout(root)
     kpath, cpath = paths["key"], paths["cert"]
-    old_key = read_optional(kpath)
-    old_cert = read_optional(cpath)
+    old_key = read_optional(kpath, CertError)
+    old_cert = read_optional(cpath, CertError)
     decision = plan(old_key, old_cert, sans, renew_days, now)
     reasons = list(decision["reasons"])
     loaded = load_cert(old_cert)

@@ -38,6 +38,7 @@ from ansible.module_utils.buildset_registry_layout import (
     CONTAINER_HTPASSWD,
     ensure_dir,
     layout,
+    read_optional,
     write_atomic,
 )
 
@@ -63,6 +64,22 @@ API_TIMEOUT = 120
 POLL_INTERVAL = 0.025
 INSPECT_INTERVAL = 0.5
 LOG_LINES = 20
+
+# The options of the containers module; the role's module takes them too.
+ARGUMENT_SPEC = dict(
+    root=dict(type="path", required=True),
+    host=dict(type="str", required=True),
+    port=dict(type="int", default=5000),
+    push_port=dict(type="int", default=5001),
+    image=dict(type="str", default="registry:2"),
+    proxy_remote_url=dict(type="str"),
+    proxy_username=dict(type="str", default=""),
+    proxy_password=dict(type="str", default="", no_log=True),
+    proxy_container=dict(type="str", default="buildset_proxy"),
+    push_container=dict(type="str", default="buildset_registry"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    wait_timeout=dict(type="int", default=60),
+)
 
 
 class ContainersError(Exception):
@@ -294,19 +311,7 @@ def diagnose(logs, kind, port, remote_url=None, cert_path=None, htpasswd_path=No
 
 
 def read_served_files(paths):
-    contents = {}
-    for name in SERVED_FILES:
-        try:
-            with open(paths[name], "rb") as f:
-                contents[name] = f.read()
-        except FileNotFoundError:
-            contents[name] = None
-        except OSError as e:
-            raise ContainersError(
-                "Cannot read %s: %s; run the module as the user that owns buildset_registry_root."
-                % (paths[name], e.strerror)
-            )
-    return contents
+    return {name: read_optional(paths[name], ContainersError) for name in SERVED_FILES}
 
 
 def read_text(path):

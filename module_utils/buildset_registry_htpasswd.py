@@ -14,7 +14,7 @@ import secrets
 
 import bcrypt
 
-from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, write_atomic
+from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, read_optional, write_atomic
 
 FILE_MODE = 0o600
 MIN_COST, MAX_COST = 4, 31
@@ -147,19 +147,6 @@ def line(username, hashed):
     return ("%s:%s\n" % (username, hashed)).encode("utf-8")
 
 
-def read_optional(path, var="buildset_registry_root"):
-    """Return the bytes of path, or None when it does not exist."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as e:
-        raise HtpasswdError(
-            "%s: cannot read %s (%s); fix its permissions or remove it"
-            % (var, path, e.strerror or e))
-
-
 def describe(data):
     """One line about an htpasswd file's content, without hashes."""
     if data is None:
@@ -192,7 +179,7 @@ def ensure(root, username, password="", cost=4, check_mode=False):
     store = stored = None
     generated = not password
     if generated:
-        stored = read_optional(ppath)
+        stored = read_optional(ppath, HtpasswdError)
         password = parse_stored_password(stored)
         if password is None:
             reasons.append("password file missing" if stored is None else "password file empty or unusable")
@@ -201,7 +188,7 @@ def ensure(root, username, password="", cost=4, check_mode=False):
         elif _mode(ppath) != FILE_MODE:
             reasons.append("password file mode %04o, want %04o" % (_mode(ppath), FILE_MODE))
 
-    old = read_optional(hpath)
+    old = read_optional(hpath, HtpasswdError)
     if check_mode and store is not None:
         # The password that would be generated is not known yet.
         hashed = None

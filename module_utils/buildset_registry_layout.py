@@ -48,6 +48,26 @@ def ensure_dir(path, mode=0o700):
     return True
 
 
+def read_optional(path, error=OSError):
+    """Return the bytes of path, or None when it does not exist.
+
+    Any other failure to read raises error (the caller's exception class)
+    with a message that names the file and buildset_registry_root.
+    """
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        # Missing; a path that cannot be made fails later, naming the directory.
+        return None
+    except OSError as e:
+        raise error(
+            "buildset_registry_root: cannot read %s (%s); fix its permissions, run as the "
+            "user that owns buildset_registry_root, or remove the file so a new one is made"
+            % (path, e.strerror or e)
+        )
+
+
 def write_atomic(path, data, mode):
     """Write data (bytes or str) to path through a temp file in the same
     directory, its mode set before the rename, so that no reader ever sees
