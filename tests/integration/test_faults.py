@@ -29,6 +29,20 @@ def test_engine_not_reachable_fails_fast(registry, record_property):
     assert not os.path.exists(registry.paths["root"])
 
 
+def test_image_that_cannot_be_pulled_names_the_variable(registry, unused_port):
+    # A registry on a loopback port where nothing listens: the pull fails at
+    # once, and no traffic leaves the machine.
+    image = f"127.0.0.1:{unused_port}/missing/registry:none"
+    proc, facts = registry.apply({"buildset_registry_image": image})
+    assert proc.returncode != 0, proc.output[-3000:]
+    assert facts is None
+    assert image in proc.output and "buildset_registry_image" in proc.output, proc.output[-3000:]
+    assert "scripts/provide-registry-image" in proc.output, proc.output[-3000:]
+    # The image is checked before anything is made.
+    assert not os.path.exists(registry.paths["root"])
+    assert not any(container_exists(name) for name in registry.containers)
+
+
 def test_unreachable_upstream_at_start_fails_in_bounded_time(registry, unused_port, record_property):
     url = f"http://127.0.0.1:{unused_port}"
     start = time.monotonic()
