@@ -66,6 +66,13 @@ def client(host, facts, tmp_path_factory):
     yield Client()
     for d in certs_d:
         host.run(f"rm -rf {d}")
+    # Remove the images the tests made or pulled (named after an endpoint,
+    # or buildset/refused-*).
+    prefixes = tuple(address + "/" for _, address in endpoints(facts)) + ("buildset/refused-",)
+    listed = host.check_output("docker images --format '{{.Repository}}:{{.Tag}} {{.ID}}'").splitlines()
+    ids = {line.split()[1] for line in listed if line.startswith(prefixes)}
+    if ids:
+        host.run("docker rmi -f " + " ".join(sorted(ids)))
 
 
 def login(client, facts, address, password=None):
