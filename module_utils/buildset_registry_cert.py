@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 
-from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, read_optional, write_atomic
+from ansible.module_utils.buildset_registry_layout import ensure_dirs, layout, read_optional, write_atomic
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -303,14 +303,7 @@ def ensure(root, host, extra_names=(), valid_days=365, renew_days=30,
                    "fingerprint": "(new certificate)"})
         return result
 
-    for d in (paths["root"], paths["certs_dir"]):
-        try:
-            ensure_dir(d)
-        except OSError as e:
-            raise CertError(
-                "buildset_registry_root: cannot create directory %s (%s); set "
-                "buildset_registry_root to a directory this user can write"
-                % (d, e.strerror or e))
+    ensure_dirs((paths["root"], paths["certs_dir"]), CertError)
     try:
         if decision["new_key"]:
             key = make_key()

@@ -12,7 +12,7 @@ How a container is kept in step:
   SPEC_LABEL; a different hash recreates the container;
 - the files it serves (certificate, key, htpasswd) are read only at start.
   Labels cannot change on a live container, so the hash of those files is
-  kept per container ID in served_state_path() (0600): when it differs, the
+  kept per container ID in layout()["served_state"] (0600): when it differs, the
   container is restarted (a start binds the files anew, so even a file
   replaced by rename is seen) and the state file updated.
 """
@@ -36,7 +36,7 @@ from ansible.module_utils.buildset_registry_layout import (
     CONTAINER_CONFIG,
     CONTAINER_DATA,
     CONTAINER_HTPASSWD,
-    ensure_dir,
+    ensure_dirs,
     layout,
     read_optional,
     write_atomic,
@@ -91,11 +91,6 @@ class ContainersError(Exception):
 
 
 # --- pure decisions -----------------------------------------------------
-
-
-def served_state_path(paths):
-    """Where the hashes of the files each container has loaded are kept."""
-    return paths["served_state"]
 
 
 def config_path(paths, kind):
@@ -334,7 +329,7 @@ def read_served_state(path):
 
 def write_private(path, text):
     """Write text to path with mode 0600, atomically (temp file and rename)."""
-    ensure_dir(os.path.dirname(path), 0o700)
+    ensure_dirs((os.path.dirname(path),), ContainersError)
     write_atomic(path, text, 0o600)
 
 
@@ -716,7 +711,7 @@ def present(client, params, check_mode, result, pre=None):
     image_id = result["image_id"] = pre["image_id"]
     pulled = result["image_pulled"] = pre["pulled"]
     found = pre["found"]
-    state_path = served_state_path(paths)
+    state_path = paths["served_state"]
     served = read_served_state(state_path)
     served_before = dict(served)
     on_disk = {kind: read_text(config_path(paths, kind)) for kind in KINDS}
@@ -728,7 +723,7 @@ def present(client, params, check_mode, result, pre=None):
             "name": item["name"], "id": item["existing"]["id"] if item["existing"] else None,
             "action": item["action"], "port": item["port"],
         }
-    result["changed"] = pulled or any(p["action"] != "unchanged" or p["stale_config"] for p in plan.values())
+    result["changed"] |= pulled or any(p["action"] != "unchanged" or p["stale_config"] for p in plan.values())
     if check_mode:
         return result
 
@@ -751,7 +746,8 @@ def ensure(params, check_mode=False, result=None, client=None, pre=None):
     ContainersError; the result dict passed in is filled as far as the work
     went, for fail_json.
     """
-    result = {"changed": False, "containers": {}} if result is None else result
+    result = {} if result is None else result
+    result.setdefault("changed", False)
     result.setdefault("containers", {})
     validate(params)
     result["endpoints"] = endpoints(params["host"], params)

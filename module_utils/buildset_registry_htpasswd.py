@@ -14,7 +14,7 @@ import secrets
 
 import bcrypt
 
-from ansible.module_utils.buildset_registry_layout import ensure_dir, layout, read_optional, write_atomic
+from ansible.module_utils.buildset_registry_layout import ensure_dirs, layout, read_optional, write_atomic
 
 FILE_MODE = 0o600
 MIN_COST, MAX_COST = 4, 31
@@ -215,14 +215,7 @@ def ensure(root, username, password="", cost=4, check_mode=False):
     if check_mode or not reasons:
         return result
 
-    try:
-        for d in (paths["root"], paths["auth_dir"]):
-            ensure_dir(d)
-    except OSError as e:
-        raise HtpasswdError(
-            "buildset_registry_root: cannot create directory %s (%s); set "
-            "buildset_registry_root to a directory this user can write"
-            % (d, e.strerror or e))
+    ensure_dirs((paths["root"], paths["auth_dir"]), HtpasswdError)
     try:
         # Password first: if the htpasswd write fails, the next run reuses it.
         if store is not None:

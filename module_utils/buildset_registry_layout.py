@@ -48,6 +48,22 @@ def ensure_dir(path, mode=0o700):
     return True
 
 
+def ensure_dirs(dirs, error=OSError):
+    """Create each missing directory of dirs (0700), in order.
+
+    A failure raises error (the caller's exception class) with a message
+    that names the directory and buildset_registry_root.
+    """
+    for path in dirs:
+        try:
+            ensure_dir(path)
+        except OSError as e:
+            raise error(
+                "buildset_registry_root: cannot create directory %s (%s); set "
+                "buildset_registry_root to a directory this user can write" % (path, e.strerror or e)
+            )
+
+
 def read_optional(path, error=OSError):
     """Return the bytes of path, or None when it does not exist.
 

@@ -101,7 +101,6 @@ def run(params, check_mode=False, result=None):
             }
             result["changed"] |= auth["changed"]
             containers.ensure(cparams, check_mode, result, client=client, pre=pre)
-            result["changed"] |= cert["changed"] or auth["changed"]
     finally:
         client.close()
     result["buildset_registry"] = facts(params, cert, auth)

@@ -3,7 +3,6 @@ a container removed by hand, damaged certificate/key/htpasswd/password.
 (The engine restart lives in test_zz_engine_restart.py, run last.)"""
 
 import os
-import subprocess
 import time
 
 import pytest

@@ -1,7 +1,9 @@
 """Run a module's main() with arguments, the way Ansible would, and read
 its JSON result."""
 
+import importlib.util
 import json
+import os
 
 import pytest
 
@@ -14,3 +16,14 @@ def run_main(main, args, capsys):
         with pytest.raises(SystemExit) as exc:
             main()
     return exc.value.code, json.loads(capsys.readouterr().out)
+
+
+def load_library(name):
+    """The module file library/NAME.py, loaded under a name of its own (the
+    module_utils of the same name stay importable)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "library", name + ".py")
+    spec = importlib.util.spec_from_file_location("library_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -7,7 +7,6 @@ container is touched.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -37,7 +36,6 @@ from ansible.module_utils.buildset_registry_containers import (
     ports_to_check,
     read_served_state,
     root_cause,
-    served_state_path,
     spec_hash,
     validate,
     write_private,
@@ -48,9 +46,8 @@ from ansible.module_utils.buildset_registry_layout import (
     CONTAINER_HTPASSWD,
     layout,
 )
-from module_runner import run_main
+from module_runner import load_library, run_main
 
-ROLE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRICKY = 'p@ss: "w#rd" \\ {x} \u00e9'
 
 PANIC_LOG = """\
@@ -67,11 +64,7 @@ main.main()
 
 
 def load_module():
-    path = os.path.join(ROLE_DIR, "library", "buildset_registry_containers.py")
-    spec = importlib.util.spec_from_file_location("library_buildset_registry_containers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_library("buildset_registry_containers")
 
 
 def run_module(capsys, args):
@@ -356,10 +349,10 @@ def test_root_cause_digs_out_the_os_error():
 
 def test_write_private_makes_0600_file_in_0700_dir(tmp_path):
     paths = layout(str(tmp_path / "root"))
-    write_private(served_state_path(paths), json.dumps({"containers": {"p": {"id": "c", "files": "f"}}}))
+    write_private(paths["served_state"], json.dumps({"containers": {"p": {"id": "c", "files": "f"}}}))
     assert stat.S_IMODE(os.stat(paths["config_dir"]).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(served_state_path(paths)).st_mode) == 0o600
-    assert read_served_state(served_state_path(paths)) == {"p": {"id": "c", "files": "f"}}
+    assert stat.S_IMODE(os.stat(paths["served_state"]).st_mode) == 0o600
+    assert read_served_state(paths["served_state"]) == {"p": {"id": "c", "files": "f"}}
     assert read_served_state(str(tmp_path / "missing.json")) == {}
     (tmp_path / "bad.json").write_text("{not json")
     assert read_served_state(str(tmp_path / "bad.json")) == {}

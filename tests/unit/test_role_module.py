@@ -2,23 +2,16 @@
 before anything changes; its result shape. No Docker here: a run that gets
 past the checks meets an engine that is not there, which is a test too."""
 
-import importlib.util
-import os
 
 import pytest
 
 from ansible.module_utils import buildset_registry_role as role
-from module_runner import run_main
+from module_runner import load_library, run_main
 
-ROLE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load_module():
-    path = os.path.join(ROLE_DIR, "library", "buildset_registry.py")
-    spec = importlib.util.spec_from_file_location("library_buildset_registry", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_library("buildset_registry")
 
 
 def params(root, **over):
