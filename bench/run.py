@@ -139,8 +139,11 @@ def cpu_model():
 
 def machine_facts():
     engine = run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()
-    registry = run(["docker", "run", "--rm", "--entrypoint", "/bin/registry", IMAGE, "--version"],
-                   check=False).stdout.strip().split(" ")[-1]
+    registry = (
+        run(["docker", "run", "--rm", "--entrypoint", "/bin/registry", IMAGE, "--version"], check=False)
+        .stdout.strip()
+        .split(" ")[-1]
+    )
     ansible = run([os.path.join(BIN, "ansible-playbook"), "--version"]).stdout.splitlines()[0]
     ansible = re.search(r"\[core ([^\]]+)\]", ansible).group(1)
     return {
@@ -197,7 +200,7 @@ class RoleInstance:
 
     def __init__(self, res, prefix, extra_vars=None):
         self.res = res
-        self.dir = res.tempdir(prefix[len("bench_"):].strip("_"))
+        self.dir = res.tempdir(prefix[len("bench_") :].strip("_"))
         self.root = os.path.join(self.dir, "root")
         self.port, self.push_port = INSTANCES[prefix]
         self.names = [res.container(prefix + "proxy"), res.container(prefix + "push")]
@@ -263,8 +266,15 @@ def ansible_playbook(playbook, args, marks, cwd):
         "ANSIBLE_CALLBACKS_ENABLED": "bench_task_times",
         "BENCH_TASK_TIMES": marks,
     }
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-           *args, os.path.join(BENCH_DIR, playbook)]
+    cmd = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        *args,
+        os.path.join(BENCH_DIR, playbook),
+    ]
     return timed(cmd, env=env, check=False, cwd=cwd)
 
 
@@ -311,8 +321,18 @@ def run_floor(res, cost):
     res.remove_containers(*names)
     work = res.tempdir("floor")
     port, push_port = INSTANCES[prefix]
-    cmd = ["bash", os.path.join(BENCH_DIR, "floor.sh"), os.path.join(work, "root"), IMAGE,
-           str(port), str(push_port), UPSTREAM_URL, str(cost), sys.executable, prefix]
+    cmd = [
+        "bash",
+        os.path.join(BENCH_DIR, "floor.sh"),
+        os.path.join(work, "root"),
+        IMAGE,
+        str(port),
+        str(push_port),
+        UPSTREAM_URL,
+        str(cost),
+        sys.executable,
+        prefix,
+    ]
     seconds, _ = timed(cmd)
     res.remove_containers(*names)
     shutil.rmtree(work, ignore_errors=True)
@@ -372,8 +392,7 @@ def measure_pulls(res, instance):
 
 def wait_for(url, cafile, want):
     for _ in range(500):
-        code = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", cafile, url],
-                   check=False).stdout
+        code = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", cafile, url], check=False).stdout
         if code == str(want):
             return
         time.sleep(0.02)
@@ -384,12 +403,28 @@ def start_noauth(res, instance, spec=NOAUTH):
     """Same image, cert and storage as instance's registries, TLS and no auth."""
     name = res.container(spec["name"])
     res.remove_containers(name)
-    run(["docker", "run", "-d", "--name", name, "--network", "host",
-         "-v", "%s:/certs:ro" % instance.paths["certs_dir"],
-         "-v", "%s:/var/lib/registry" % instance.paths["data_dir"],
-         "-e", "REGISTRY_HTTP_ADDR=:%d" % spec["port"],
-         "-e", "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/domain.crt",
-         "-e", "REGISTRY_HTTP_TLS_KEY=/certs/domain.key", IMAGE])
+    run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-v",
+            "%s:/certs:ro" % instance.paths["certs_dir"],
+            "-v",
+            "%s:/var/lib/registry" % instance.paths["data_dir"],
+            "-e",
+            "REGISTRY_HTTP_ADDR=:%d" % spec["port"],
+            "-e",
+            "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/domain.crt",
+            "-e",
+            "REGISTRY_HTTP_TLS_KEY=/certs/domain.key",
+            IMAGE,
+        ]
+    )
     wait_for("https://127.0.0.1:%d/v2/" % spec["port"], instance.paths["cert"], 200)
     return spec["port"]
 
@@ -402,8 +437,10 @@ def wrk_rate(port, duration, auth=None):
     out = run(cmd + ["https://127.0.0.1:%d/v2/" % port]).stdout
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:
-        raise BenchError("wrk on port %d got %s non-2xx answers (auth %s):\n%s"
-                         % (port, bad.group(1), "given" if auth else "none", out))
+        raise BenchError(
+            "wrk on port %d got %s non-2xx answers (auth %s):\n%s"
+            % (port, bad.group(1), "given" if auth else "none", out)
+        )
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
@@ -449,25 +486,41 @@ def render(facts, samples, tasks, runs, duration, cost):
     for key, label, unit in ROWS:
         values = ", ".join(fmt(v, unit) for v in samples[key])
         out.append("| %s | %s | %s | %s |" % (label.format(cost=cost, mb=mb), fmt(med[key], unit), unit, values))
-    out += ["", "| target | ratio of medians | limit | result | ratio in each run |",
-            "| --- | ---: | --- | --- | --- |"]
+    out += [
+        "",
+        "| target | ratio of medians | limit | result | ratio in each run |",
+        "| --- | ---: | --- | --- | --- |",
+    ]
     for label, num, den, limit, kind in TARGETS:
         ratio = med[num] / med[den]
         ok = ratio <= limit if kind == "max" else ratio >= limit
         each = ", ".join("%.2f" % (a / b) for a, b in zip(samples[num], samples[den]))
-        out.append("| %s | %.2fx | %s %.1fx | %s | %s |" % (label, ratio, "<=" if kind == "max" else ">=",
-                                                             limit, "met" if ok else "**missed**", each))
-    out.append("| (info) auth rate cost %d / ceiling | %.3fx | | | |" % (HIGH_COST, med["rate_high"] / med["rate_noauth"]))
+        out.append(
+            "| %s | %.2fx | %s %.1fx | %s | %s |"
+            % (label, ratio, "<=" if kind == "max" else ">=", limit, "met" if ok else "**missed**", each)
+        )
+    out.append(
+        "| (info) auth rate cost %d / ceiling | %.3fx | | | |" % (HIGH_COST, med["rate_high"] / med["rate_noauth"])
+    )
     out.append("| (info) cold pull via proxy / direct | %.2fx | | | |" % (med["pull_cold"] / med["pull_direct"]))
-    out.append("| (info) warm pull via push endpoint / direct | %.2fx | | | |" % (med["pull_push"] / med["pull_direct"]))
+    out.append(
+        "| (info) warm pull via push endpoint / direct | %.2fx | | | |" % (med["pull_push"] / med["pull_direct"])
+    )
     out.append("| (info) warm pull over TLS, no auth / direct | %.2fx | | | |" % (med["pull_tls"] / med["pull_direct"]))
     out.append("| (info) empty ansible-playbook / floor | %.2fx | | | |" % (med["ansible_empty"] / med["floor"]))
-    out += ["", "Role tasks, median seconds (a task lasts until the next one starts):", "",
-            "| task | cold apply | re-run |", "| --- | ---: | ---: |"]
+    out += [
+        "",
+        "Role tasks, median seconds (a task lasts until the next one starts):",
+        "",
+        "| task | cold apply | re-run |",
+        "| --- | ---: | ---: |",
+    ]
     for name in tasks["cold"]:
         rerun = tasks["rerun"].get(name)
-        out.append("| %s | %.2f | %s |" % (name, statistics.median(tasks["cold"][name]),
-                                           "%.2f" % statistics.median(rerun) if rerun else "-"))
+        out.append(
+            "| %s | %.2f | %s |"
+            % (name, statistics.median(tasks["cold"][name]), "%.2f" % statistics.median(rerun) if rerun else "-")
+        )
     return "\n".join(out) + "\n"
 
 
@@ -489,8 +542,9 @@ def measure_apply_and_pulls(res, runs, cost, samples, tasks):
         add_tasks(tasks["cold"], durations)
         seconds, recap, durations = role.apply()
         if recap.get("changed") != 0:
-            raise BenchError("RE-RUN OF THE ROLE IS NOT IDEMPOTENT: PLAY RECAP says changed=%s (%s)"
-                             % (recap.get("changed"), recap))
+            raise BenchError(
+                "RE-RUN OF THE ROLE IS NOT IDEMPOTENT: PLAY RECAP says changed=%s (%s)" % (recap.get("changed"), recap)
+            )
         samples["rerun"].append(seconds)
         add_tasks(tasks["rerun"], durations)
         log("run %d/%d: pulls (proxy cold; direct, proxy warm, push, TLS no auth)" % (i + 1, runs))

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 DOCUMENTATION = r"""
 ---
 module: buildset_registry
@@ -110,7 +109,10 @@ attributes:
     support: full
     details: Reports what would change; writes, pulls and starts nothing.
   diff_mode:
-    support: none
+    support: full
+    details: >-
+      Shows what changes in the certificate, the htpasswd entry and each
+      container; never a key, hash or password.
   platform:
     platforms: posix
 requirements:
@@ -185,42 +187,32 @@ image_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.buildset_registry_containers import ARGUMENT_SPEC as CONTAINERS_SPEC
-from ansible.module_utils.buildset_registry_containers import docker
-from ansible.module_utils.buildset_registry_role import ERRORS, run
+from ansible.module_utils.buildset_registry_engine import docker
+from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry_options import return_secrets, role_spec, role_variables
+from ansible.module_utils.buildset_registry_role import run
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            CONTAINERS_SPEC,
-            proxy_remote_url=dict(type="str", default="https://registry-1.docker.io"),
-            username=dict(type="str", default="zuul"),
-            password=dict(type="str", default="", no_log=True),
-            cert_extra_names=dict(type="list", elements="str", default=[]),
-            cert_valid_days=dict(type="int", default=365),
-            cert_renew_days=dict(type="int", default=30),
-            bcrypt_cost=dict(type="int", default=4),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=role_spec(), supports_check_mode=True)
     result = dict(changed=False, containers={})
     if docker is None:
         module.fail_json(msg=missing_required_lib("docker"), **result)
     try:
         run(module.params, module.check_mode, result)
-    except ERRORS as e:
-        module.fail_json(msg=str(e), **result)
-    # AnsibleModule masks every no_log value anywhere in a result, which would
-    # turn a password the user gave into '********' in buildset_registry.
-    # Returning it is this module's purpose (the calling task is no_log), so
-    # unmask it there and keep it masked in the echoed arguments.
-    p = module.params
-    invocation = dict(module_args=dict(
-        p, password="VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" if p["password"] else "",
-        proxy_password="VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" if p["proxy_password"] else ""))
-    module.no_log_values.discard(p["password"])
-    module.exit_json(invocation=invocation, **result)
+    except RegistryError as e:
+        result.pop("diff", None)
+        module.fail_json(msg=e.render(role_variables()), **result)
+    if not module._diff:
+        del result["diff"]
+    if module.check_mode:
+        # The task shows its result in check mode (for --diff): keep every
+        # password masked there, a stored one too.
+        password = result.get("buildset_registry", {}).get("password")
+        if password:
+            module.no_log_values.add(password)
+        module.exit_json(**result)
+    module.exit_json(invocation=return_secrets(module, "password"), **result)
 
 
 if __name__ == "__main__":

@@ -137,40 +137,24 @@ reasons:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry_cert import CertError, diff_text, ensure
+from ansible.module_utils.buildset_registry_cert import ensure, validate
+from ansible.module_utils.buildset_registry_errors import RegistryError
 from ansible.module_utils.buildset_registry_layout import layout
+from ansible.module_utils.buildset_registry_options import part_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            root=dict(type="path", required=True),
-            host=dict(type="str", required=True),
-            extra_names=dict(type="list", elements="str", default=[]),
-            valid_days=dict(type="int", default=365),
-            renew_days=dict(type="int", default=30),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    paths = layout(p["root"])
+    module = AnsibleModule(argument_spec=part_spec("cert"), supports_check_mode=True)
+    paths = layout(module.params["root"])
     result = dict(changed=False, cert_path=paths["cert"], key_path=paths["key"], reasons=[])
     try:
-        out = ensure(
-            p["root"], p["host"], p["extra_names"], p["valid_days"], p["renew_days"],
-            check_mode=module.check_mode,
-        )
-    except CertError as e:
+        validate(module.params)
+        outcome = ensure(module.params, check_mode=module.check_mode)
+    except RegistryError as e:
         module.fail_json(msg=str(e), **result)
-
-    before, after = out.pop("before"), out.pop("after")
-    result.update(out)
     if module._diff:
-        result["diff"] = dict(
-            before_header=paths["cert"], after_header=paths["cert"],
-            before=diff_text(before), after=diff_text(after),
-        )
-    module.exit_json(**result)
+        result["diff"] = outcome.diff()
+    module.exit_json(**dict(result, **outcome.report()))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 DOCUMENTATION = r"""
 ---
 module: buildset_registry_containers
@@ -90,7 +89,8 @@ attributes:
     support: full
     details: Reports what would be done to each container; pulls, writes and starts nothing.
   diff_mode:
-    support: none
+    support: full
+    details: Shows each container's state before and the action after; never the configuration's secrets.
   platform:
     platforms: posix
 requirements:
@@ -171,28 +171,28 @@ ready_seconds:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.buildset_registry_containers import (
-    ARGUMENT_SPEC,
-    ContainersError,
-    docker,
-    ensure,
-)
+from ansible.module_utils.buildset_registry_containers import run
+from ansible.module_utils.buildset_registry_engine import docker
+from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry_options import part_spec
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
+        argument_spec=part_spec("containers"),
         required_if=[("state", "present", ["proxy_remote_url"])],
         supports_check_mode=True,
     )
-    result = dict(changed=False, containers={})
+    outcome = Outcome(header="containers", data={"containers": {}})
     if docker is None:
-        module.fail_json(msg=missing_required_lib("docker"), **result)
+        module.fail_json(msg=missing_required_lib("docker"), **outcome.report())
     try:
-        ensure(module.params, module.check_mode, result)
-    except ContainersError as e:
-        module.fail_json(msg=e.msg, **result)
-    module.exit_json(**result)
+        run(module.params, module.check_mode, outcome)
+    except RegistryError as e:
+        module.fail_json(msg=str(e), **outcome.report())
+    if module._diff:
+        module.exit_json(diff=outcome.diff(), **outcome.report())
+    module.exit_json(**outcome.report())
 
 
 if __name__ == "__main__":

@@ -120,41 +120,24 @@ reasons:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry_htpasswd import HtpasswdError, ensure
+from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry_htpasswd import ensure, validate
 from ansible.module_utils.buildset_registry_layout import layout
+from ansible.module_utils.buildset_registry_options import part_spec, return_secrets
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            root=dict(type="path", required=True),
-            username=dict(type="str", required=True),
-            password=dict(type="str", default="", no_log=True),
-            bcrypt_cost=dict(type="int", default=4),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=part_spec("htpasswd"), supports_check_mode=True)
     p = module.params
-    result = dict(changed=False, htpasswd_path=layout(p["root"])["htpasswd"],
-                  username=p["username"], reasons=[])
+    result = dict(changed=False, htpasswd_path=layout(p["root"])["htpasswd"], username=p["username"], reasons=[])
     try:
-        out = ensure(p["root"], p["username"], p["password"], p["bcrypt_cost"],
-                     check_mode=module.check_mode)
-    except HtpasswdError as e:
+        validate(p)
+        outcome = ensure(p, check_mode=module.check_mode)
+    except RegistryError as e:
         module.fail_json(msg=str(e), **result)
-
-    diff = out.pop("diff")
-    result.update(out)
     if module._diff:
-        result["diff"] = dict(diff, before_header=result["htpasswd_path"],
-                              after_header=result["htpasswd_path"])
-    # AnsibleModule masks every no_log value anywhere in a result, which would
-    # turn a user-given password into '********' here. Returning it is this
-    # module's purpose (the calling task is no_log), so unmask it for the
-    # result and keep it masked in the echoed arguments.
-    invocation = dict(module_args=dict(p, password="VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"))
-    module.no_log_values.discard(p["password"])
-    module.exit_json(invocation=invocation, **result)
+        result["diff"] = outcome.diff()
+    module.exit_json(invocation=return_secrets(module, "password"), **dict(result, **outcome.report()))
 
 
 if __name__ == "__main__":

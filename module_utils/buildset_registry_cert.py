@@ -13,13 +13,14 @@ import ipaddress
 import os
 import re
 
-from ansible.module_utils.buildset_registry_layout import ensure_dirs, layout, read_optional, write_atomic
-
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry_layout import layout, read_optional, write_file
 
 # Always in the certificate: clients on the registry's own node use these.
 LOCAL_NAMES = ("127.0.0.1", "::1", "localhost")
@@ -28,10 +29,6 @@ KEY_MODE = 0o600
 CERT_MODE = 0o644
 
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-
-
-class CertError(Exception):
-    """A problem the user has to fix; str() is the whole message."""
 
 
 def classify_name(name):
@@ -61,21 +58,22 @@ def classify_name(name):
 def requested_sans(host, extra_names=()):
     """Validate the names and return the wanted SANs as "DNS:x"/"IP:y", deduped.
 
-    Raises CertError naming the role variable that holds a bad name.
+    Raises RegistryError naming the option that holds a bad name.
     """
     sans = []
-    named = [(host, "buildset_registry_host")]
-    named += [(n, "buildset_registry_cert_extra_names") for n in extra_names or ()]
+    named = [(host, "host")]
+    named += [(n, "extra_names") for n in extra_names or ()]
     named += [(n, None) for n in LOCAL_NAMES]
-    for name, var in named:
+    for name, option in named:
         kind = classify_name(name)
         if kind is None:
-            raise CertError(
-                "%s: %r is not a valid DNS name or IP address; use an IPv4 or "
+            raise RegistryError(
+                option,
+                "{%s}: %%r is not a valid DNS name or IP address; use an IPv4 or "
                 "IPv6 address (no brackets or zone) or a DNS name of labels "
                 "1-63 characters long made of letters, digits and '-' (not at "
-                "either end of a label), 253 characters at most"
-                % (var, name)
+                "either end of a label), 253 characters at most" % option,
+                name,
             )
         san = "%s:%s" % kind
         if san not in sans:
@@ -214,10 +212,15 @@ def make_cert(key, host, sans, valid_days, now=None):
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -242,40 +245,55 @@ def diff_text(info):
     if info is None:
         return ""
     return "subject: %s\nsubjectAltName: %s\nnot_after: %s\nsha256: %s\n" % (
-        info["subject"], ", ".join(info["sans"]), info["not_after"], info["fingerprint"])
+        info["subject"],
+        ", ".join(info["sans"]),
+        info["not_after"],
+        info["fingerprint"],
+    )
 
 
 def check_days(valid_days, renew_days):
     if valid_days < 1:
-        raise CertError(
-            "buildset_registry_cert_valid_days: %d is not a positive number of "
-            "days; set it to 1 or more (default 365)" % valid_days)
+        raise RegistryError(
+            "valid_days",
+            "{valid_days}: %d is not a positive number of days; set it to 1 or more (default 365)",
+            valid_days,
+        )
     if renew_days < 0 or renew_days >= valid_days:
-        raise CertError(
-            "buildset_registry_cert_renew_days: %d must be 0 or more and less than "
-            "buildset_registry_cert_valid_days (%d), or every run would make a new "
-            "certificate; lower it or raise the validity" % (renew_days, valid_days))
+        raise RegistryError(
+            "renew_days",
+            "{renew_days}: %d must be 0 or more and less than {valid_days} (%d), or every run "
+            "would make a new certificate; lower it or raise the validity",
+            renew_days,
+            valid_days,
+        )
 
 
-def ensure(root, host, extra_names=(), valid_days=365, renew_days=30,
-           check_mode=False, now=None):
-    """Keep or (re)make the key and certificate under root; the module's whole job.
+def validate(params):
+    """Check the certificate's options; pure."""
+    requested_sans(params["host"], params["extra_names"])
+    check_days(params["valid_days"], params["renew_days"])
 
-    Returns a dict: changed, cert (PEM text, empty when check mode would make
-    a new one), cert_path, key_path, sans, not_after, fingerprint, reasons,
-    and before/after (describe() dicts or None) for a diff.
+
+def ensure(params, check_mode=False, now=None):
+    """Keep or (re)make the key and certificate under params["root"].
+
+    params: the part's options (root, host, extra_names, valid_days,
+    renew_days), validated. Returns an Outcome whose data holds cert (PEM
+    text, empty when check mode would make a new one), cert_path,
+    key_path, sans, not_after and fingerprint; before/after describe the
+    certificate, never the key.
     """
-    sans = requested_sans(host, extra_names)
-    check_days(valid_days, renew_days)
+    host, valid_days = params["host"], params["valid_days"]
+    sans = requested_sans(host, params["extra_names"])
     now = now or _now()
-    paths = layout(root)
+    paths = layout(params["root"])
     kpath, cpath = paths["key"], paths["cert"]
-    old_key = read_optional(kpath, CertError)
-    old_cert = read_optional(cpath, CertError)
-    decision = plan(old_key, old_cert, sans, renew_days, now)
+    old_key = read_optional(kpath)
+    old_cert = read_optional(cpath)
+    decision = plan(old_key, old_cert, sans, params["renew_days"], now)
     reasons = list(decision["reasons"])
     loaded = load_cert(old_cert)
-    before = describe(loaded) if loaded is not None else None
 
     fix_key_mode = False
     if not decision["new_key"]:
@@ -284,48 +302,48 @@ def ensure(root, host, extra_names=(), valid_days=365, renew_days=30,
             fix_key_mode = True
             reasons.append("private key mode %04o, want %04o" % (mode, KEY_MODE))
 
-    result = {
-        "changed": decision["new_cert"] or fix_key_mode,
-        "cert_path": cpath,
-        "key_path": kpath,
-        "reasons": reasons,
-        "before": before,
-    }
+    outcome = Outcome(
+        changed=decision["new_cert"] or fix_key_mode,
+        reasons=reasons,
+        header=cpath,
+        before=diff_text(describe(loaded) if loaded is not None else None),
+        data={"cert_path": cpath, "key_path": kpath},
+    )
     if not decision["new_cert"]:
         if fix_key_mode and not check_mode:
             os.chmod(kpath, KEY_MODE)
-        return _finish(result, loaded, before)
+        return _finish(outcome, loaded)
     if check_mode:
-        result.update(
-            cert="", sans=sans, not_after="", fingerprint="",
-            after={"subject": "CN=%s" % host[:64], "sans": sans,
-                   "not_after": "about %s" % (now + datetime.timedelta(days=valid_days)).isoformat(),
-                   "fingerprint": "(new certificate)"})
-        return result
+        outcome.data.update(cert="", sans=sans, not_after="", fingerprint="")
+        outcome.after = diff_text(
+            {
+                "subject": "CN=%s" % host[:64],
+                "sans": sans,
+                "not_after": "about %s" % (now + datetime.timedelta(days=valid_days)).isoformat(),
+                "fingerprint": "(new certificate)",
+            }
+        )
+        return outcome
 
-    ensure_dirs((paths["root"], paths["certs_dir"]), CertError)
-    try:
-        if decision["new_key"]:
-            key = make_key()
-            write_atomic(kpath, key_pem(key), KEY_MODE)
-        else:
-            key = load_key(old_key)
-            if fix_key_mode:
-                os.chmod(kpath, KEY_MODE)
-        pem = make_cert(key, host, sans, valid_days, now)
-        write_atomic(cpath, pem, CERT_MODE)
-    except OSError as e:
-        raise CertError(
-            "buildset_registry_root: cannot write the certificate or key in %s "
-            "(%s); set buildset_registry_root to a directory this user can write"
-            % (paths["certs_dir"], e.strerror or e))
-    cert = load_cert(pem)
-    return _finish(result, cert, describe(cert))
+    if decision["new_key"]:
+        key = make_key()
+        write_file(kpath, key_pem(key), KEY_MODE)
+    else:
+        key = load_key(old_key)
+        if fix_key_mode:
+            os.chmod(kpath, KEY_MODE)
+    pem = make_cert(key, host, sans, valid_days, now)
+    write_file(cpath, pem, CERT_MODE)
+    return _finish(outcome, load_cert(pem))
 
 
-def _finish(result, cert, info):
-    result.update(
+def _finish(outcome, cert):
+    info = describe(cert)
+    outcome.after = diff_text(info)
+    outcome.data.update(
         cert=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        sans=info["sans"], not_after=info["not_after"],
-        fingerprint=info["fingerprint"], after=info)
-    return result
+        sans=info["sans"],
+        not_after=info["not_after"],
+        fingerprint=info["fingerprint"],
+    )
+    return outcome

@@ -14,7 +14,8 @@ import secrets
 
 import bcrypt
 
-from ansible.module_utils.buildset_registry_layout import ensure_dirs, layout, read_optional, write_atomic
+from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry_layout import layout, read_optional, write_file
 
 FILE_MODE = 0o600
 MIN_COST, MAX_COST = 4, 31
@@ -27,45 +28,51 @@ PREFIX = "$2y$"
 _HASH = re.compile(r"^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
 
 
-class HtpasswdError(Exception):
-    """A problem the user has to fix; str() is the whole message."""
-
-
-def validate(username, password, cost):
+def validate(params):
     """Reject inputs the registry's htpasswd parser or bcrypt cannot take."""
+    username, password, cost = params["username"], params["password"], params["bcrypt_cost"]
     if not username:
-        raise HtpasswdError(
-            "buildset_registry_username: is empty; set it to the name clients "
-            "log in with (default zuul)")
+        raise RegistryError("username", "{username}: is empty; set it to the name clients log in with (default zuul)")
     # The registry trims each line and skips those starting with '#'.
     problems = [
-        what for what, bad in (
+        what
+        for what, bad in (
             ("a colon", ":" in username),
             ("a line break", "\n" in username or "\r" in username),
             ("a leading '#'", username.startswith("#")),
             ("surrounding spaces", username != username.strip()),
-        ) if bad
+        )
+        if bad
     ]
     if problems:
-        raise HtpasswdError(
-            "buildset_registry_username: %r holds %s, which an htpasswd file "
-            "cannot take; use a name without them, for example zuul"
-            % (username, " and ".join(problems)))
+        raise RegistryError(
+            "username",
+            "{username}: %r holds %s, which an htpasswd file cannot take; use a name without them, for example zuul",
+            username,
+            " and ".join(problems),
+        )
     if "\n" in password or "\r" in password or "\0" in password:
-        raise HtpasswdError(
-            "buildset_registry_password: contains a line break or NUL character, "
-            "which clients and bcrypt cannot take; choose another password or "
-            "leave it empty to generate one")
+        raise RegistryError(
+            "password",
+            "{password}: contains a line break or NUL character, which clients and bcrypt "
+            "cannot take; choose another password or leave it empty to generate one",
+        )
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise HtpasswdError(
-            "buildset_registry_password: is longer than %d bytes, which bcrypt "
-            "cannot use; choose a shorter one or leave it empty to generate one"
-            % MAX_PASSWORD_BYTES)
+        raise RegistryError(
+            "password",
+            "{password}: is longer than %d bytes, which bcrypt cannot use; choose a shorter "
+            "one or leave it empty to generate one",
+            MAX_PASSWORD_BYTES,
+        )
     if not MIN_COST <= cost <= MAX_COST:
-        raise HtpasswdError(
-            "buildset_registry_bcrypt_cost: %d is outside bcrypt's range %d-%d; "
-            "the registry checks the hash on every request, so keep it low "
-            "(default 4)" % (cost, MIN_COST, MAX_COST))
+        raise RegistryError(
+            "bcrypt_cost",
+            "{bcrypt_cost}: %d is outside bcrypt's range %d-%d; the registry checks the "
+            "hash on every request, so keep it low (default 4)",
+            cost,
+            MIN_COST,
+            MAX_COST,
+        )
 
 
 def generate_password():
@@ -154,8 +161,11 @@ def describe(data):
     entries, error = parse_htpasswd(data)
     if error:
         return "htpasswd: garbled (%s)\n" % error
-    return "htpasswd: %s\n" % ", ".join(
-        "user %s, bcrypt cost %d" % (u, hash_cost(h)) for u, h in entries) if entries else "htpasswd: empty\n"
+    return (
+        "htpasswd: %s\n" % ", ".join("user %s, bcrypt cost %d" % (u, hash_cost(h)) for u, h in entries)
+        if entries
+        else "htpasswd: empty\n"
+    )
 
 
 def _mode(path):
@@ -165,21 +175,22 @@ def _mode(path):
         return None
 
 
-def ensure(root, username, password="", cost=4, check_mode=False):
-    """Keep or write the htpasswd (and stored password) under root.
+def ensure(params, check_mode=False):
+    """Keep or write the htpasswd (and stored password) under params["root"].
 
-    Returns a dict: changed, password ("" only in check mode when one would
-    be generated), password_generated, htpasswd_path, username, reasons and
-    diff (before/after summaries, never a hash or password).
+    params: the part's options (root, username, password, bcrypt_cost),
+    validated. Returns an Outcome whose data holds password ("" only in
+    check mode when one would be generated), password_generated,
+    htpasswd_path and username; before/after never show a hash or password.
     """
-    validate(username, password, cost)
-    paths = layout(root)
+    username, password, cost = params["username"], params["password"], params["bcrypt_cost"]
+    paths = layout(params["root"])
     hpath, ppath = paths["htpasswd"], paths["password"]
     reasons = []
     store = stored = None
     generated = not password
     if generated:
-        stored = read_optional(ppath, HtpasswdError)
+        stored = read_optional(ppath)
         password = parse_stored_password(stored)
         if password is None:
             reasons.append("password file missing" if stored is None else "password file empty or unusable")
@@ -188,7 +199,7 @@ def ensure(root, username, password="", cost=4, check_mode=False):
         elif _mode(ppath) != FILE_MODE:
             reasons.append("password file mode %04o, want %04o" % (_mode(ppath), FILE_MODE))
 
-    old = read_optional(hpath, HtpasswdError)
+    old = read_optional(hpath)
     if check_mode and store is not None:
         # The password that would be generated is not known yet.
         hashed = None
@@ -199,36 +210,32 @@ def ensure(root, username, password="", cost=4, check_mode=False):
     if old is not None and not hreasons and _mode(hpath) != FILE_MODE:
         reasons.append("htpasswd mode %04o, want %04o" % (_mode(hpath), FILE_MODE))
 
-    result = {
-        "changed": bool(reasons),
-        "password": "" if check_mode and store is not None else password,
-        "password_generated": generated,
-        "htpasswd_path": hpath,
-        "username": username,
-        "reasons": reasons,
-        "diff": {"before": describe(old), "after": "htpasswd for user %s: %s\n" % (
-            username, "hash updated" if hreasons else "hash kept")},
-    }
+    outcome = Outcome(
+        changed=bool(reasons),
+        reasons=reasons,
+        header=hpath,
+        before=describe(old),
+        after="htpasswd for user %s: %s\n" % (username, "hash updated" if hreasons else "hash kept"),
+        data={
+            "password": "" if check_mode and store is not None else password,
+            "password_generated": generated,
+            "htpasswd_path": hpath,
+            "username": username,
+        },
+    )
     if generated:
-        result["diff"]["before"] += "password file: %s\n" % ("absent" if stored is None else "present")
-        result["diff"]["after"] += "password file: %s\n" % ("new password stored" if store else "kept")
+        outcome.before += "password file: %s\n" % ("absent" if stored is None else "present")
+        outcome.after += "password file: %s\n" % ("new password stored" if store else "kept")
     if check_mode or not reasons:
-        return result
+        return outcome
 
-    ensure_dirs((paths["root"], paths["auth_dir"]), HtpasswdError)
-    try:
-        # Password first: if the htpasswd write fails, the next run reuses it.
-        if store is not None:
-            write_atomic(ppath, (store + "\n").encode("utf-8"), FILE_MODE)
-        elif generated and _mode(ppath) != FILE_MODE:
-            os.chmod(ppath, FILE_MODE)
-        if hreasons:
-            write_atomic(hpath, line(username, hashed), FILE_MODE)
-        elif _mode(hpath) != FILE_MODE:
-            os.chmod(hpath, FILE_MODE)
-    except OSError as e:
-        raise HtpasswdError(
-            "buildset_registry_root: cannot write in %s (%s); set "
-            "buildset_registry_root to a directory this user can write"
-            % (paths["auth_dir"], e.strerror or e))
-    return result
+    # Password first: if the htpasswd write fails, the next run reuses it.
+    if store is not None:
+        write_file(ppath, (store + "\n").encode("utf-8"), FILE_MODE)
+    elif generated and _mode(ppath) != FILE_MODE:
+        os.chmod(ppath, FILE_MODE)
+    if hreasons:
+        write_file(hpath, line(username, hashed), FILE_MODE)
+    elif _mode(hpath) != FILE_MODE:
+        os.chmod(hpath, FILE_MODE)
+    return outcome

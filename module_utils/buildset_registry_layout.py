@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 
+from ansible.module_utils.buildset_registry_errors import RegistryError
+
 # Inside the containers.
 CONTAINER_DATA = "/var/lib/registry"
 CONTAINER_CERTS = "/certs"
 CONTAINER_HTPASSWD = "/auth/htpasswd"
 CONTAINER_CONFIG = "/etc/docker/registry/config.yml"
-
-# Names below root; directories are made 0700, secret files 0600.
-SUBDIRS = ("certs", "auth", "config", "data")
 
 
 def layout(root):
@@ -40,35 +39,59 @@ def layout(root):
 
 
 def ensure_dir(path, mode=0o700):
-    """Create path (and parents) if missing; return True when it was made."""
+    """Create path, and each missing parent, with mode; True when it was made."""
     if os.path.isdir(path):
         return False
-    os.makedirs(path, mode=mode, exist_ok=True)
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.exists(parent):
+        ensure_dir(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return False
     os.chmod(path, mode)
     return True
 
 
-def ensure_dirs(dirs, error=OSError):
+def ensure_dirs(dirs):
     """Create each missing directory of dirs (0700), in order.
 
-    A failure raises error (the caller's exception class) with a message
-    that names the directory and buildset_registry_root.
+    A failure raises RegistryError naming the directory and the root option.
     """
     for path in dirs:
         try:
             ensure_dir(path)
         except OSError as e:
-            raise error(
-                "buildset_registry_root: cannot create directory %s (%s); set "
-                "buildset_registry_root to a directory this user can write" % (path, e.strerror or e)
-            )
+            raise RegistryError(
+                "root",
+                "{root}: cannot create directory %s (%s); set {root} to a directory this user can write",
+                e.filename or path,
+                e.strerror or e,
+            ) from e
 
 
-def read_optional(path, error=OSError):
+def write_file(path, data, mode):
+    """write_atomic() into a directory made when missing; a failure raises
+    RegistryError naming the file and the root option."""
+    ensure_dirs((os.path.dirname(path),))
+    try:
+        write_atomic(path, data, mode)
+    except OSError as e:
+        raise RegistryError(
+            "root",
+            "{root}: cannot write %s (%s); set {root} to a directory this user can write",
+            path,
+            e.strerror or e,
+        ) from e
+
+
+def read_optional(path):
     """Return the bytes of path, or None when it does not exist.
 
-    Any other failure to read raises error (the caller's exception class)
-    with a message that names the file and buildset_registry_root.
+    Any other failure to read raises RegistryError naming the file and the
+    root option.
     """
     try:
         with open(path, "rb") as f:
@@ -77,11 +100,13 @@ def read_optional(path, error=OSError):
         # Missing; a path that cannot be made fails later, naming the directory.
         return None
     except OSError as e:
-        raise error(
-            "buildset_registry_root: cannot read %s (%s); fix its permissions, run as the "
-            "user that owns buildset_registry_root, or remove the file so a new one is made"
-            % (path, e.strerror or e)
-        )
+        raise RegistryError(
+            "root",
+            "{root}: cannot read %s (%s); fix its permissions, run as the user that owns {root}, "
+            "or remove the file so a new one is made",
+            path,
+            e.strerror or e,
+        ) from e
 
 
 def write_atomic(path, data, mode):

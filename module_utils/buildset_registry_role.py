@@ -6,9 +6,9 @@ containers.
 Each module task costs about 0.3 s of Ansible overhead, more than the work
 itself, so the role runs this once instead of the three part modules
 (buildset_registry_cert, _htpasswd and _containers, which stay available on
-their own). It calls the same functions they do, in an order that changes
-nothing until every input is checked, the Docker engine answers, the image
-is here and both ports are free.
+their own). It validates every input and connects and preflights once,
+changing nothing until every input is checked, the engine answers, the
+image is here and both ports are free; then each part takes what was found.
 """
 
 from __future__ import annotations
@@ -19,42 +19,30 @@ import re
 from ansible.module_utils import buildset_registry_cert as certs
 from ansible.module_utils import buildset_registry_containers as containers
 from ansible.module_utils import buildset_registry_htpasswd as htpasswd
-
-# Options passed on to the containers part under the same names.
-CONTAINER_OPTIONS = (
-    "root", "host", "port", "push_port", "image", "proxy_remote_url", "proxy_username",
-    "proxy_password", "proxy_container", "push_container", "state", "wait_timeout",
-)
-
-
-class RoleError(Exception):
-    """Bad input found before anything changed; str() is the whole message."""
-
-
-ERRORS = (RoleError, certs.CertError, htpasswd.HtpasswdError, containers.ContainersError)
+from ansible.module_utils.buildset_registry_engine import Engine
+from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry_options import part_params
 
 
 def validate(params):
-    """Check every input, naming the role variable to change; pure."""
+    """Check every input, naming the option to change; pure."""
     if not os.path.isabs(params["root"]):
-        raise RoleError(
-            "buildset_registry_root: %s is a relative path; give an absolute one such as "
-            "/var/lib/buildset_registry (or leave it unset for ~/buildset_registry)." % params["root"]
+        raise RegistryError(
+            "root",
+            "{root}: %s is a relative path; give an absolute one such as /var/lib/buildset_registry "
+            "(or leave it unset for ~/buildset_registry)",
+            params["root"],
         )
     if not params["image"] or re.search(r"\s", params["image"]):
-        raise RoleError(
-            "buildset_registry_image: %r is not an image reference (it is empty or holds "
-            "white space); use for example registry:2." % params["image"]
+        raise RegistryError(
+            "image",
+            "{image}: %r is not an image reference (it is empty or holds white space); use for example registry:2",
+            params["image"],
         )
-    containers.validate(container_params(params))
+    containers.validate(part_params("containers", params))
     if params["state"] == "present":
-        htpasswd.validate(params["username"], params["password"], params["bcrypt_cost"])
-        certs.requested_sans(params["host"], params["cert_extra_names"])
-        certs.check_days(params["cert_valid_days"], params["cert_renew_days"])
-
-
-def container_params(params):
-    return {name: params[name] for name in CONTAINER_OPTIONS}
+        htpasswd.validate(part_params("htpasswd", params))
+        certs.validate(part_params("cert", params))
 
 
 def facts(params, cert, auth):
@@ -73,35 +61,32 @@ def facts(params, cert, auth):
 def run(params, check_mode=False, result=None):
     """Bring the registry to params["state"]; return the module result.
 
-    Raises one of ERRORS; result (when given) holds what was done so far.
+    Raises RegistryError; result (when given) holds what was done so far.
+    result["diff"] lists each part's before/after, without secrets.
     """
     result = {"changed": False, "containers": {}} if result is None else result
     validate(params)
-    cparams = container_params(params)
-    client = containers.connect()
+    cparams = part_params("containers", params)
+    engine = Engine.connect()
+    outcomes = []
     try:
-        with containers.docker_errors():
-            if params["state"] == "absent":
-                return containers.ensure(cparams, check_mode, result, client=client)
-            pre = containers.preflight(client, cparams, check_mode)
-            cert = certs.ensure(
-                params["root"], params["host"], params["cert_extra_names"],
-                params["cert_valid_days"], params["cert_renew_days"], check_mode=check_mode,
-            )
-            result["certificate"] = {
-                key: cert[key] for key in ("changed", "reasons", "cert_path", "sans", "not_after", "fingerprint")
-            }
-            result["changed"] |= cert["changed"]
-            auth = htpasswd.ensure(
-                params["root"], params["username"], params["password"], params["bcrypt_cost"],
-                check_mode=check_mode,
-            )
-            result["htpasswd"] = {
-                key: auth[key] for key in ("changed", "reasons", "htpasswd_path", "password_generated")
-            }
-            result["changed"] |= auth["changed"]
-            containers.ensure(cparams, check_mode, result, client=client, pre=pre)
+        with engine.errors():
+            pre = containers.preflight(engine, cparams, check_mode)
+        if params["state"] == "present":
+            cert = certs.ensure(part_params("cert", params), check_mode)
+            result["certificate"] = {k: v for k, v in cert.report().items() if k != "cert"}
+            auth = htpasswd.ensure(part_params("htpasswd", params), check_mode)
+            result["htpasswd"] = {k: v for k, v in auth.report().items() if k != "password"}
+            outcomes += [cert, auth]
+        # Shares result's containers dict: a failure still shows what was done.
+        running = Outcome(header="containers", data={"containers": result["containers"]})
+        outcomes.append(running)
+        containers.ensure(engine, cparams, pre, check_mode, running)
     finally:
-        client.close()
-    result["buildset_registry"] = facts(params, cert, auth)
+        engine.close()
+        result["changed"] = any(o.changed for o in outcomes)
+        result["diff"] = [o.diff() for o in outcomes]
+    result.update(running.data)
+    if params["state"] == "present":
+        result["buildset_registry"] = facts(params, cert.data, auth.data)
     return result

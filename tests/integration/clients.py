@@ -53,6 +53,7 @@ def run(cmd, timeout=120, input=None, text=True):
 
 # --- ansible-playbook output ----------------------------------------------------
 
+
 def role_changed(proc):
     """The parts of the role that changed something in this run: any of
     "certificate", "htpasswd" and "containers", read from the module's result."""
@@ -100,18 +101,24 @@ def make_image(path, size=64 * 1024, label=None):
         info.size = len(note)
         tar.addfile(info, io.BytesIO(note))
     layer = gzip.compress(raw.getvalue(), mtime=0)
-    config = json.dumps({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Labels": {"it.label": label or ""}},
-        "rootfs": {"type": "layers", "diff_ids": [sha256(raw.getvalue())]},
-    }, sort_keys=True).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_V2,
-        "config": {"mediaType": CONFIG_V1, "size": len(config), "digest": sha256(config)},
-        "layers": [{"mediaType": LAYER_GZIP, "size": len(layer), "digest": sha256(layer)}],
-    }, indent=3).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"it.label": label or ""}},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(raw.getvalue())]},
+        },
+        sort_keys=True,
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_V2,
+            "config": {"mediaType": CONFIG_V1, "size": len(config), "digest": sha256(config)},
+            "layers": [{"mediaType": LAYER_GZIP, "size": len(layer), "digest": sha256(layer)}],
+        },
+        indent=3,
+    ).encode()
     for blob in (layer, config):
         (path / sha256(blob).split(":", 1)[1]).write_bytes(blob)
     (path / "manifest.json").write_bytes(manifest)
@@ -160,24 +167,44 @@ class Clients:
 
     def push(self, image, kind, ref):
         return self.skopeo(
-            "copy", "--dest-creds", self.creds, "--dest-cert-dir", str(self.cert_dir),
-            f"dir:{image.path}", f"docker://{self.addresses[kind]}/{ref}",
+            "copy",
+            "--dest-creds",
+            self.creds,
+            "--dest-cert-dir",
+            str(self.cert_dir),
+            f"dir:{image.path}",
+            f"docker://{self.addresses[kind]}/{ref}",
         )
 
     def pull(self, kind, ref, dest):
         """Copy kind/ref (all blobs) into the dir: layout at dest."""
         shutil.rmtree(dest, ignore_errors=True)
         return self.skopeo(
-            "copy", "--src-creds", self.creds, "--src-cert-dir", str(self.cert_dir),
-            f"docker://{self.addresses[kind]}/{ref}", f"dir:{dest}",
+            "copy",
+            "--src-creds",
+            self.creds,
+            "--src-cert-dir",
+            str(self.cert_dir),
+            f"docker://{self.addresses[kind]}/{ref}",
+            f"dir:{dest}",
         )
 
     def manifest(self, kind, ref):
         """(CompletedProcess, raw manifest bytes) of kind/ref."""
         proc = subprocess.run(
-            ["skopeo", "--insecure-policy", "inspect", "--raw", "--creds", self.creds,
-             "--cert-dir", str(self.cert_dir), f"docker://{self.addresses[kind]}/{ref}"],
-            capture_output=True, timeout=120,
+            [
+                "skopeo",
+                "--insecure-policy",
+                "inspect",
+                "--raw",
+                "--creds",
+                self.creds,
+                "--cert-dir",
+                str(self.cert_dir),
+                f"docker://{self.addresses[kind]}/{ref}",
+            ],
+            capture_output=True,
+            timeout=120,
         )
         proc.output = proc.stderr.decode(errors="replace")
         return proc, proc.stdout
@@ -191,8 +218,20 @@ class Clients:
     # curl
     def status(self, kind, path, user=None, method="GET"):
         """HTTP status of one request; user None is anonymous, True the right creds."""
-        cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(self.ca),
-               "-H", f"Accept: {MANIFEST_V2}", *(["-I"] if method == "HEAD" else ["-X", method]), f"https://{self.addresses[kind]}{path}"]
+        cmd = [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            str(self.ca),
+            "-H",
+            f"Accept: {MANIFEST_V2}",
+            *(["-I"] if method == "HEAD" else ["-X", method]),
+            f"https://{self.addresses[kind]}{path}",
+        ]
         if user is True:
             user = self.creds
         if user:
@@ -236,15 +275,15 @@ class DockerCLI:
         self.tags = []
 
     def __call__(self, *args, input=None, timeout=180):
-        proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=self.env,
-                              input=input, timeout=timeout)
+        proc = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, env=self.env, input=input, timeout=timeout
+        )
         proc.output = proc.stdout + proc.stderr
         return proc
 
     def login(self, kind, password=None):
         password = self.facts["password"] if password is None else password
-        return self("login", "-u", self.facts["username"], "--password-stdin", self.addresses[kind],
-                    input=password)
+        return self("login", "-u", self.facts["username"], "--password-stdin", self.addresses[kind], input=password)
 
     def pull(self, kind, ref):
         """Pull kind/ref afresh (any local copy removed first); return the proc."""

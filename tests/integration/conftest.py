@@ -9,8 +9,8 @@ import itertools
 import json
 import os
 import random
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -28,8 +28,7 @@ UPSTREAM_IMAGES = ["library/upstream-only:1"]
 _PORT_PAIRS = range(17010, 17998, 2)
 _ports = itertools.islice(itertools.cycle(_PORT_PAIRS), random.randrange(len(_PORT_PAIRS)), None)
 
-sys.path.insert(0, os.path.join(ROLE_DIR, "module_utils"))
-from buildset_registry_layout import layout  # noqa: E402
+from ansible.module_utils.buildset_registry_layout import layout  # noqa: E402  (tests/conftest.py)
 
 
 def docker(*args, check=True, **kw):
@@ -38,7 +37,8 @@ def docker(*args, check=True, **kw):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "engine_restart: restarts the Docker engine itself (disturbs every container on the host)")
+        "markers", "engine_restart: restarts the Docker engine itself (disturbs every container on the host)"
+    )
 
 
 def _listened(port):
@@ -76,8 +76,12 @@ def private_upstream():
         name = f"it_upstream_{uuid.uuid4().hex[:6]}"
         port = allocate_port()
         started.append(name)
-        subprocess.run([os.path.join(SCRIPTS, "stand-in-upstream"), name, str(port), *images],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [os.path.join(SCRIPTS, "stand-in-upstream"), name, str(port), *images],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return {"name": name, "url": f"http://127.0.0.1:{port}", "port": port, "images": list(images)}
 
     yield start
@@ -92,8 +96,13 @@ def upstream():
     # Another run of the suite may be using it: keep one we did not start.
     ours = docker("inspect", name, check=False).returncode != 0
     _ensure_upstream(name)
-    yield {"name": name, "url": f"http://127.0.0.1:{UPSTREAM_PORT}", "port": UPSTREAM_PORT,
-           "images": UPSTREAM_IMAGES, "ensure": lambda: _ensure_upstream(name)}
+    yield {
+        "name": name,
+        "url": f"http://127.0.0.1:{UPSTREAM_PORT}",
+        "port": UPSTREAM_PORT,
+        "images": UPSTREAM_IMAGES,
+        "ensure": lambda: _ensure_upstream(name),
+    }
     if ours:
         docker("rm", "-f", name, check=False)
 
@@ -102,7 +111,8 @@ def _ensure_upstream(name):
     """Start (or keep) the stand-in upstream; cheap when it runs."""
     subprocess.run(
         [os.path.join(SCRIPTS, "stand-in-upstream"), name, str(UPSTREAM_PORT), *UPSTREAM_IMAGES],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -128,14 +138,15 @@ class Registry:
     def containers(self):
         return [self.vars["buildset_registry_proxy_container"], self.vars["buildset_registry_push_container"]]
 
-    def apply(self, extra_vars=None, verbosity=0, env=None, check=False, tasks_after=""):
+    def apply(self, extra_vars=None, verbosity=0, env=None, check=False, tasks_after="", diff=False):
         """Run the role in a playbook; return (CompletedProcess, facts or None)."""
         merged = {**self.vars, **(extra_vars or {})}
         run_id = uuid.uuid4().hex[:6]
         facts_file = self.tmp_path / f"facts-{run_id}.json"
         result_file = self.tmp_path / f"result-{run_id}.json"
         playbook = self.tmp_path / "playbook.yml"
-        playbook.write_text(textwrap.dedent(f"""\
+        playbook.write_text(
+            textwrap.dedent(f"""\
             - hosts: localhost
               gather_facts: false
               vars:
@@ -159,15 +170,27 @@ class Registry:
                     dest: {result_file}
                     mode: "0600"
                   when: __buildset_registry_result is defined
-            """) + tasks_after)
+            """)
+            + tasks_after
+        )
         varfile = self.tmp_path / "vars.json"
         varfile.write_text(json.dumps(merged))
-        cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-               "-e", f"@{varfile}", str(playbook)]
+        cmd = [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"@{varfile}",
+            str(playbook),
+        ]
         if verbosity:
             cmd.append("-" + "v" * verbosity)
         if check:
             cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
         full_env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **(env or {})}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=self.tmp_path)
         proc.output = proc.stdout + proc.stderr

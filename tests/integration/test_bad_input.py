@@ -6,7 +6,6 @@ import os
 import socket
 
 import pytest
-
 from clients import container_exists
 
 # (case id, extra vars, variable the message must name, words of what is accepted)
@@ -16,15 +15,22 @@ CASES = [
     ("push_port 70000", {"buildset_registry_push_port": 70000}, "buildset_registry_push_port", "1 to 65535"),
     ("port abc", {"buildset_registry_port": "abc"}, "buildset_registry_port", "int"),
     ("port == push_port", {"buildset_registry_port": "@push"}, "buildset_registry_push_port", "different ports"),
-    ("ftp remote", {"buildset_registry_proxy_remote_url": "ftp://x"},
-     "buildset_registry_proxy_remote_url", "http(s)"),
-    ("remote without scheme", {"buildset_registry_proxy_remote_url": "registry-1.docker.io"},
-     "buildset_registry_proxy_remote_url", "http(s)"),
+    ("ftp remote", {"buildset_registry_proxy_remote_url": "ftp://x"}, "buildset_registry_proxy_remote_url", "http(s)"),
+    (
+        "remote without scheme",
+        {"buildset_registry_proxy_remote_url": "registry-1.docker.io"},
+        "buildset_registry_proxy_remote_url",
+        "http(s)",
+    ),
     ("empty username", {"buildset_registry_username": ""}, "buildset_registry_username", "zuul"),
     ("username with colon", {"buildset_registry_username": "zu:ul"}, "buildset_registry_username", "colon"),
     ("username with newline", {"buildset_registry_username": "zu\nul"}, "buildset_registry_username", "line break"),
-    ("password with newline", {"buildset_registry_password": "secret\nline"},
-     "buildset_registry_password", "line break"),
+    (
+        "password with newline",
+        {"buildset_registry_password": "secret\nline"},
+        "buildset_registry_password",
+        "line break",
+    ),
     ("password over 72 bytes", {"buildset_registry_password": "p" * 73}, "buildset_registry_password", "72"),
     ("relative root", {"buildset_registry_root": "relative/dir"}, "buildset_registry_root", "absolute"),
     ("unknown state", {"buildset_registry_state": "running"}, "buildset_registry_state", "present, absent"),

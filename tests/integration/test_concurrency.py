@@ -18,8 +18,9 @@ NOT_YET = ("manifest unknown", "name unknown", "not found", "404")
 def test_parallel_pushes_and_pulls_never_serve_half_written_images(shared_registry, tmp_path):
     c = Clients(shared_registry.facts, tmp_path)
     run_id = uuid.uuid4().hex[:6]
-    images = {f"buildset/par-{run_id}-{i}:1": make_image(tmp_path / f"src{i}", size=256 * 1024 + i)
-              for i in range(IMAGES)}
+    images = {
+        f"buildset/par-{run_id}-{i}:1": make_image(tmp_path / f"src{i}", size=256 * 1024 + i) for i in range(IMAGES)
+    }
     pushed = {}
     bad = []
     early = []  # pulls that raced a push
@@ -39,7 +40,7 @@ def test_parallel_pushes_and_pulls_never_serve_half_written_images(shared_regist
             proc = c.pull("proxy", ref, dest)
             if proc.returncode == 0:
                 problems = pulled_matches(dest, images[ref])
-                early.append((ref, "complete" if not problems else problems))
+                early.append((ref, problems if problems else "complete"))
                 if problems:
                     bad.append((ref, problems))
             elif not any(s in proc.stderr.lower() for s in NOT_YET):
@@ -56,8 +57,10 @@ def test_parallel_pushes_and_pulls_never_serve_half_written_images(shared_regist
         done.set()
         for f in pollers:
             f.result()
-    print(f"{IMAGES} parallel pushes with racing pulls took {time.monotonic() - start:.1f} s; "
-          f"racing pulls: {len(early)} ({sum(1 for _, r in early if r == 'complete')} complete)")
+    print(
+        f"{IMAGES} parallel pushes with racing pulls took {time.monotonic() - start:.1f} s; "
+        f"racing pulls: {len(early)} ({sum(1 for _, r in early if r == 'complete')} complete)"
+    )
 
     failed = {ref: p.stderr for ref, p in pushed.items() if p.returncode != 0}
     assert not failed

@@ -98,8 +98,17 @@ def test_proxy_looks_tags_up_upstream_first(registry, upstream, tmp_path):
     c = Clients(facts, tmp_path)
     ref = upstream["images"][0]
     repo = ref.split(":", 1)[0]
-    direct = run(["skopeo", "--insecure-policy", "inspect", "--raw", "--tls-verify=false",
-                  f"docker://127.0.0.1:{upstream['port']}/{ref}"], text=False)
+    direct = run(
+        [
+            "skopeo",
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            f"docker://127.0.0.1:{upstream['port']}/{ref}",
+        ],
+        text=False,
+    )
     assert direct.returncode == 0, direct.stderr
     upstream_digest = sha256(direct.stdout)
 
@@ -108,8 +117,10 @@ def test_proxy_looks_tags_up_upstream_first(registry, upstream, tmp_path):
     before = c.digest("push", ref)
     via_proxy = c.digest("proxy", ref)
     after = c.digest("push", ref)
-    print(f"pushed {mine.digest}; push endpoint before {before}; proxy served {via_proxy}; "
-          f"push endpoint after {after}; upstream {upstream_digest}")
+    print(
+        f"pushed {mine.digest}; push endpoint before {before}; proxy served {via_proxy}; "
+        f"push endpoint after {after}; upstream {upstream_digest}"
+    )
 
     assert before == mine.digest
     assert via_proxy == upstream_digest != mine.digest

@@ -6,7 +6,6 @@ import os
 import time
 
 import pytest
-
 from clients import Clients, DockerCLI, container_exists, docker, make_image, pulled_matches, role_changed, run
 
 CONTAINERS_PART = "containers"
@@ -126,10 +125,14 @@ def test_container_removed_by_hand_is_recreated_and_data_kept(registry, tmp_path
 
 # Damage done to one file under root: (layout key, how).
 DAMAGE = [
-    ("cert", "deleted"), ("cert", "garbled"),
-    ("key", "deleted"), ("key", "garbled"),
-    ("htpasswd", "deleted"), ("htpasswd", "garbled"),
-    ("password", "deleted"), ("password", "garbled"),
+    ("cert", "deleted"),
+    ("cert", "garbled"),
+    ("key", "deleted"),
+    ("key", "garbled"),
+    ("htpasswd", "deleted"),
+    ("htpasswd", "garbled"),
+    ("password", "deleted"),
+    ("password", "garbled"),
 ]
 # The part of the role that must repair each file.
 REPAIRED_BY = {"cert": CERT_PART, "key": CERT_PART, "htpasswd": HTPASSWD_PART, "password": HTPASSWD_PART}

@@ -6,7 +6,6 @@ import os
 import uuid
 
 import pytest
-
 from clients import Clients, docker, make_image
 
 KINDS = ("proxy", "push")
@@ -28,11 +27,18 @@ def secured(shared_registry, tmp_path_factory):
 def test_reads_and_writes_refused_without_right_credentials(secured, kind, who):
     c, repo = secured
     facts = c.facts
-    user = {"anonymous": None,
-            "wrong password": f"{facts['username']}:not-{facts['password']}",
-            "wrong user": f"not-{facts['username']}:{facts['password']}"}[who]
-    requests = [("GET", "/v2/"), ("GET", "/v2/_catalog"), ("GET", f"/v2/{repo}/manifests/1"),
-                ("HEAD", f"/v2/{repo}/manifests/1"), ("POST", f"/v2/{repo}/blobs/uploads/")]
+    user = {
+        "anonymous": None,
+        "wrong password": f"{facts['username']}:not-{facts['password']}",
+        "wrong user": f"not-{facts['username']}:{facts['password']}",
+    }[who]
+    requests = [
+        ("GET", "/v2/"),
+        ("GET", "/v2/_catalog"),
+        ("GET", f"/v2/{repo}/manifests/1"),
+        ("HEAD", f"/v2/{repo}/manifests/1"),
+        ("POST", f"/v2/{repo}/blobs/uploads/"),
+    ]
     got = {f"{m} {p}": c.status(kind, p, user, m) for m, p in requests}
     assert got == {k: 401 for k in got}
     # ...while the same requests with the right credentials are answered.
@@ -61,10 +67,13 @@ def test_secret_files_private_and_read_by_registry(shared_registry, secured):
 
 def test_passwords_not_in_verbose_output_nor_container_metadata(registry):
     upstream_password = f"up-{uuid.uuid4().hex}"
-    proc, facts = registry.apply({
-        "buildset_registry_proxy_username": "upstream-user",
-        "buildset_registry_proxy_password": upstream_password,
-    }, verbosity=3)
+    proc, facts = registry.apply(
+        {
+            "buildset_registry_proxy_username": "upstream-user",
+            "buildset_registry_proxy_password": upstream_password,
+        },
+        verbosity=3,
+    )
     assert proc.returncode == 0, proc.output[-3000:]
     # Sanity: -vvv really is verbose (module arguments are logged).
     assert "ESTABLISH LOCAL CONNECTION" in proc.output

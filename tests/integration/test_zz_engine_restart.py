@@ -12,7 +12,6 @@ import subprocess
 import time
 
 import pytest
-
 from clients import Clients, make_image, run
 
 PIDFILE = "/var/run/docker.pid"
@@ -58,8 +57,13 @@ def restart_engine():
         os.kill(old, signal.SIGTERM)
         assert wait_for(lambda: not os.path.exists(f"/proc/{old}"), 60), "dockerd did not exit"
     with open("/var/log/dockerd.log", "ab") as log:
-        subprocess.Popen([a.decode() for a in argv] or ["dockerd"], stdout=log, stderr=log,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            [a.decode() for a in argv] or ["dockerd"],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     assert wait_for(engine_answers, 60), "dockerd did not come back"
     return "SIGTERM and setsid dockerd"
 

@@ -15,38 +15,39 @@ import time
 
 import pytest
 import yaml
+from module_runner import load_library, run_main
 
 from ansible.module_utils.buildset_registry_config import registry_config, render_config
-from ansible.module_utils.buildset_registry_containers import (
-    PORT_LABEL,
-    SPEC_LABEL,
-    ContainersError,
-    connect,
-    create_args,
-    decide_action,
-    desired_spec,
-    diagnose,
-    files_changed,
-    files_digest,
-    host_config_args,
-    host_port,
-    log_tail,
-    plan_endpoints,
-    port_free,
-    ports_to_check,
-    read_served_state,
-    root_cause,
-    spec_hash,
-    validate,
-    write_private,
-)
+from ansible.module_utils.buildset_registry_containers import validate
+from ansible.module_utils.buildset_registry_diagnose import diagnose, log_tail
+from ansible.module_utils.buildset_registry_engine import Engine, root_cause
+from ansible.module_utils.buildset_registry_errors import RegistryError
 from ansible.module_utils.buildset_registry_layout import (
     CONTAINER_CONFIG,
     CONTAINER_DATA,
     CONTAINER_HTPASSWD,
     layout,
+    write_file,
 )
-from module_runner import load_library, run_main
+from ansible.module_utils.buildset_registry_options import role_variables
+from ansible.module_utils.buildset_registry_ready import port_free
+from ansible.module_utils.buildset_registry_spec import (
+    PORT_LABEL,
+    SPEC_LABEL,
+    EndpointPlan,
+    create_args,
+    decide_action,
+    desired_spec,
+    files_changed,
+    files_digest,
+    host_config_args,
+    host_port,
+    parse_served_state,
+    plan_endpoints,
+    ports_to_check,
+    render_served_state,
+    spec_hash,
+)
 
 TRICKY = 'p@ss: "w#rd" \\ {x} \u00e9'
 
@@ -73,9 +74,17 @@ def run_module(capsys, args):
 
 def params(**over):
     base = dict(
-        root="/srv/bsr", host="127.0.0.1", port=5000, push_port=5001, image="registry:2",
-        proxy_remote_url="https://registry-1.docker.io", proxy_username="", proxy_password="",
-        proxy_container="buildset_proxy", push_container="buildset_registry", state="present",
+        root="/srv/bsr",
+        host="127.0.0.1",
+        port=5000,
+        push_port=5001,
+        image="registry:2",
+        proxy_remote_url="https://registry-1.docker.io",
+        proxy_username="",
+        proxy_password="",
+        proxy_container="buildset_proxy",
+        push_container="buildset_registry",
+        state="present",
         wait_timeout=60,
     )
     base.update(over)
@@ -153,19 +162,22 @@ def test_spec_hash_is_stable_and_follows_every_input():
 # --- decisions ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("existing, desired, files, action", [
-    (None, "h", False, "created"),
-    ({"status": "running", "spec_hash": "h"}, "h", False, "unchanged"),
-    ({"status": "running", "spec_hash": "h"}, "h", True, "restarted"),
-    ({"status": "running", "spec_hash": "old"}, "h", False, "recreated"),
-    ({"status": "running", "spec_hash": "old"}, "h", True, "recreated"),
-    ({"status": "exited", "spec_hash": "h"}, "h", True, "started"),
-    ({"status": "created", "spec_hash": "h"}, "h", False, "started"),
-    ({"status": "restarting", "spec_hash": "h"}, "h", False, "recreated"),
-    ({"status": "dead", "spec_hash": "h"}, "h", False, "recreated"),
-    ({"status": "running", "spec_hash": "h"}, None, False, "recreated"),
-    ({"status": "running", "spec_hash": None}, "h", False, "recreated"),
-])
+@pytest.mark.parametrize(
+    "existing, desired, files, action",
+    [
+        (None, "h", False, "created"),
+        ({"status": "running", "spec_hash": "h"}, "h", False, "unchanged"),
+        ({"status": "running", "spec_hash": "h"}, "h", True, "restarted"),
+        ({"status": "running", "spec_hash": "old"}, "h", False, "recreated"),
+        ({"status": "running", "spec_hash": "old"}, "h", True, "recreated"),
+        ({"status": "exited", "spec_hash": "h"}, "h", True, "started"),
+        ({"status": "created", "spec_hash": "h"}, "h", False, "started"),
+        ({"status": "restarting", "spec_hash": "h"}, "h", False, "recreated"),
+        ({"status": "dead", "spec_hash": "h"}, "h", False, "recreated"),
+        ({"status": "running", "spec_hash": "h"}, None, False, "recreated"),
+        ({"status": "running", "spec_hash": None}, "h", False, "recreated"),
+    ],
+)
 def test_decide_action(existing, desired, files, action):
     assert decide_action(existing, desired, files) == action
 
@@ -188,20 +200,20 @@ def _settled(p, digest="files-1"):
     plan = plan_endpoints(p, paths, "sha256:img", {}, {}, digest, {})
     found, served = {}, {}
     for kind, item in plan.items():
-        found[item["name"]] = {"id": "id-" + kind, "status": "running", "spec_hash": item["hash"], "port": item["port"]}
-        served[item["name"]] = {"id": "id-" + kind, "files": digest}
-    return paths, found, served, {kind: item["config"] for kind, item in plan.items()}
+        found[item.name] = {"id": "id-" + kind, "status": "running", "spec_hash": item.hash, "port": item.port}
+        served[item.name] = {"id": "id-" + kind, "files": digest}
+    return paths, found, served, {kind: item.config for kind, item in plan.items()}
 
 
 def actions(plan):
-    return {kind: item["action"] for kind, item in plan.items()}
+    return {kind: item.action for kind, item in plan.items()}
 
 
 def test_plan_first_run_creates_both_and_writes_both_configs():
     p = params()
     plan = plan_endpoints(p, layout(p["root"]), "sha256:img", {}, {}, "files-1", {})
     assert actions(plan) == {"proxy": "created", "push": "created"}
-    assert all(item["stale_config"] for item in plan.values())
+    assert all(item.stale_config for item in plan.values())
 
 
 def test_plan_second_run_changes_nothing():
@@ -209,7 +221,7 @@ def test_plan_second_run_changes_nothing():
     paths, found, served, on_disk = _settled(p)
     plan = plan_endpoints(p, paths, "sha256:img", found, served, "files-1", on_disk)
     assert actions(plan) == {"proxy": "unchanged", "push": "unchanged"}
-    assert not any(item["stale_config"] for item in plan.values())
+    assert not any(item.stale_config for item in plan.values())
 
 
 def test_plan_restarts_both_when_a_served_file_changed():
@@ -222,10 +234,11 @@ def test_plan_restarts_both_when_a_served_file_changed():
 def test_plan_recreates_only_the_proxy_for_a_new_upstream():
     p = params()
     paths, found, served, on_disk = _settled(p)
-    plan = plan_endpoints(params(proxy_remote_url="https://mirror.example"), paths, "sha256:img",
-                          found, served, "files-1", on_disk)
+    plan = plan_endpoints(
+        params(proxy_remote_url="https://mirror.example"), paths, "sha256:img", found, served, "files-1", on_disk
+    )
     assert actions(plan) == {"proxy": "recreated", "push": "unchanged"}
-    assert plan["proxy"]["stale_config"] and not plan["push"]["stale_config"]
+    assert plan["proxy"].stale_config and not plan["push"].stale_config
 
 
 def test_plan_recreates_both_for_a_new_image_and_restarts_for_an_edited_config():
@@ -237,20 +250,34 @@ def test_plan_recreates_both_for_a_new_image_and_restarts_for_an_edited_config()
     assert actions(plan) == {"proxy": "unchanged", "push": "restarted"}
 
 
+def endpoint(action, port, existing):
+    return EndpointPlan(
+        kind="k",
+        name="n",
+        port=port,
+        action=action,
+        existing=existing,
+        config="",
+        spec={},
+        hash="h",
+        stale_config=False,
+    )
+
+
 def test_ports_to_check_skips_ports_our_running_containers_hold():
     plan = {
-        "proxy": {"action": "recreated", "port": 5000, "existing": {"status": "running", "port": 5000}},
-        "push": {"action": "created", "port": 5001, "existing": None},
+        "proxy": endpoint("recreated", 5000, {"status": "running", "port": 5000}),
+        "push": endpoint("created", 5001, None),
     }
     assert ports_to_check(plan) == [("push", 5001)]
     swapped = {
-        "proxy": {"action": "recreated", "port": 5001, "existing": {"status": "running", "port": 5000}},
-        "push": {"action": "recreated", "port": 5000, "existing": {"status": "running", "port": 5001}},
+        "proxy": endpoint("recreated", 5001, {"status": "running", "port": 5000}),
+        "push": endpoint("recreated", 5000, {"status": "running", "port": 5001}),
     }
     assert ports_to_check(swapped) == []
     kept = {
-        "proxy": {"action": "unchanged", "port": 5000, "existing": {"status": "running", "port": 5000}},
-        "push": {"action": "started", "port": 5001, "existing": {"status": "exited", "port": 5001}},
+        "proxy": endpoint("unchanged", 5000, {"status": "running", "port": 5000}),
+        "push": endpoint("started", 5001, {"status": "exited", "port": 5001}),
     }
     assert ports_to_check(kept) == [("push", 5001)]
 
@@ -271,17 +298,21 @@ def test_host_port_brackets_ipv6():
     assert host_port("registry.example", 5001) == "registry.example:5001"
 
 
-@pytest.mark.parametrize("over, words", [
-    (dict(port=0), "buildset_registry_port"),
-    (dict(push_port=70000), "buildset_registry_push_port"),
-    (dict(push_port=5000), "two different ports"),
-    (dict(push_container="buildset_proxy"), "different names"),
-    (dict(proxy_remote_url="registry-1.docker.io"), "buildset_registry_proxy_remote_url"),
-    (dict(wait_timeout=0), "buildset_registry_wait_timeout"),
-])
+@pytest.mark.parametrize(
+    "over, words",
+    [
+        (dict(port=0), "buildset_registry_port"),
+        (dict(push_port=70000), "buildset_registry_push_port"),
+        (dict(push_port=5000), "two different ports"),
+        (dict(push_container="buildset_proxy"), "different names"),
+        (dict(proxy_remote_url="registry-1.docker.io"), "buildset_registry_proxy_remote_url"),
+        (dict(wait_timeout=0), "buildset_registry_wait_timeout"),
+    ],
+)
 def test_validate_names_the_variable(over, words):
-    with pytest.raises(ContainersError, match=words):
+    with pytest.raises(RegistryError) as exc:
         validate(params(**over))
+    assert words in exc.value.render(role_variables())
 
 
 def test_validate_absent_needs_no_upstream():
@@ -299,8 +330,13 @@ def test_log_tail_drops_the_goroutine_dump_and_repeated_fields():
     assert len(log_tail("\n".join("line %d" % i for i in range(100)))) == 20
 
 
+def role_words(*args):
+    """diagnose()'s sentence as the role's module words it."""
+    return RegistryError(None, diagnose(*args)).render(role_variables())
+
+
 def test_diagnose_upstream_unreachable():
-    msg = diagnose(PANIC_LOG, "proxy", 15000, "http://127.0.0.1:15099")
+    msg = role_words(PANIC_LOG, "proxy", 15000, "http://127.0.0.1:15099")
     assert "upstream http://127.0.0.1:15099 is unreachable" in msg
     assert "connection refused" in msg
     assert "buildset_registry_proxy_remote_url" in msg
@@ -313,7 +349,7 @@ def test_diagnose_upstream_name_not_resolved():
 
 def test_diagnose_address_in_use_names_the_port_variable():
     log = 'time="x" level=fatal msg="listen tcp :5001: bind: address already in use"\n'
-    msg = diagnose(log, "push", 5001)
+    msg = role_words(log, "push", 5001)
     assert "5001" in msg and "buildset_registry_push_port" in msg
 
 
@@ -329,7 +365,7 @@ def test_diagnose_certificate_and_htpasswd_and_generic():
 
 def test_diagnose_proxy_that_never_listens_points_at_the_upstream():
     log = 'time="x" level=info msg="Starting cached object TTL expiration scheduler..."\n'
-    msg = diagnose(log, "proxy", 5000, "http://127.0.0.1:15098")
+    msg = role_words(log, "proxy", 5000, "http://127.0.0.1:15098")
     assert "http://127.0.0.1:15098" in msg and "buildset_registry_proxy_remote_url" in msg
 
 
@@ -347,15 +383,27 @@ def test_root_cause_digs_out_the_os_error():
 # --- files -------------------------------------------------------------------------------
 
 
-def test_write_private_makes_0600_file_in_0700_dir(tmp_path):
+def test_write_file_makes_0600_file_in_0700_dir(tmp_path):
     paths = layout(str(tmp_path / "root"))
-    write_private(paths["served_state"], json.dumps({"containers": {"p": {"id": "c", "files": "f"}}}))
+    write_file(paths["served_state"], render_served_state({"p": {"id": "c", "files": "f"}}), 0o600)
+    assert stat.S_IMODE(os.stat(paths["root"]).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(paths["config_dir"]).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(paths["served_state"]).st_mode) == 0o600
-    assert read_served_state(paths["served_state"]) == {"p": {"id": "c", "files": "f"}}
-    assert read_served_state(str(tmp_path / "missing.json")) == {}
-    (tmp_path / "bad.json").write_text("{not json")
-    assert read_served_state(str(tmp_path / "bad.json")) == {}
+    with open(paths["served_state"]) as f:
+        assert parse_served_state(f.read()) == {"p": {"id": "c", "files": "f"}}
+    assert parse_served_state(None) == {}
+    assert parse_served_state("{not json") == {}
+
+
+def test_write_file_reports_a_failed_write_naming_the_root_option(tmp_path):
+    # A directory in the way of the file: the rename fails with an OSError.
+    target = tmp_path / "root" / "config" / "served.json"
+    target.mkdir(parents=True)
+    with pytest.raises(RegistryError) as exc:
+        write_file(str(target), "{}", 0o600)
+    assert exc.value.option == "root"
+    assert "cannot write %s (Is a directory)" % target in str(exc.value)
+    assert os.listdir(str(target)) == [] and os.listdir(str(target.parent)) == ["served.json"]
 
 
 # --- Docker connection and the module's arguments --------------------------------------
@@ -368,8 +416,8 @@ def test_connect_fails_fast_on_an_engine_that_does_not_answer(monkeypatch):
         url = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
         monkeypatch.setenv("DOCKER_HOST", url)
         start = time.monotonic()
-        with pytest.raises(ContainersError, match="Docker engine not reachable at %s" % url):
-            connect(timeout=0.5)
+        with pytest.raises(RegistryError, match="Docker engine not reachable at %s" % url):
+            Engine.connect(timeout=0.5)
         assert time.monotonic() - start < 3
 
 
@@ -392,10 +440,16 @@ def test_module_reports_an_unreachable_engine_fast_without_secrets(capsys, monke
     sock = str(tmp_path / "no-docker.sock")
     monkeypatch.setenv("DOCKER_HOST", "unix://" + sock)
     start = time.monotonic()
-    out = run_module(capsys, {
-        "root": str(tmp_path / "root"), "host": "127.0.0.1", "port": "15000",
-        "proxy_remote_url": "http://127.0.0.1:15050", "proxy_password": "upstream-s3cret",
-    })
+    out = run_module(
+        capsys,
+        {
+            "root": str(tmp_path / "root"),
+            "host": "127.0.0.1",
+            "port": "15000",
+            "proxy_remote_url": "http://127.0.0.1:15050",
+            "proxy_password": "upstream-s3cret",
+        },
+    )
     assert time.monotonic() - start < 3
     assert out["failed"] and out["changed"] is False
     assert out["msg"].startswith("Docker engine not reachable at unix://%s: " % sock)
@@ -406,21 +460,15 @@ def test_module_reports_an_unreachable_engine_fast_without_secrets(capsys, monke
 
 def test_module_refuses_equal_ports_before_calling_docker(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", "unix://" + str(tmp_path / "no-docker.sock"))
-    out = run_module(capsys, {
-        "root": str(tmp_path), "host": "h", "port": 5000, "push_port": 5000,
-        "proxy_remote_url": "https://up.example",
-    })
-    assert out["failed"] and "buildset_registry_port and buildset_registry_push_port" in out["msg"]
-
-
-def test_module_documentation_matches_its_argument_spec():
-    module = load_module()
-    doc = yaml.safe_load(module.DOCUMENTATION)
-    assert doc["module"] == "buildset_registry_containers"
-    assert doc["attributes"]["check_mode"]["support"] == "full"
-    yaml.safe_load(module.EXAMPLES)
-    yaml.safe_load(module.RETURN)
-    assert set(doc["options"]) == {
-        "root", "host", "port", "push_port", "image", "proxy_remote_url", "proxy_username",
-        "proxy_password", "proxy_container", "push_container", "state", "wait_timeout",
-    }
+    out = run_module(
+        capsys,
+        {
+            "root": str(tmp_path),
+            "host": "h",
+            "port": 5000,
+            "push_port": 5000,
+            "proxy_remote_url": "https://up.example",
+        },
+    )
+    # The part module names its own options.
+    assert out["failed"] and "port and push_port are both 5000" in out["msg"]

@@ -6,12 +6,22 @@ import stat
 
 import bcrypt
 import pytest
-from module_runner import run_main
+from module_runner import load_library, role_message, run_main
 
 from ansible.module_utils import buildset_registry_htpasswd as htp
+from ansible.module_utils.buildset_registry_errors import RegistryError
 from ansible.module_utils.buildset_registry_layout import layout
 
-import buildset_registry_htpasswd as htpasswd_module  # library/, via tests/conftest.py
+htpasswd_module = load_library("buildset_registry_htpasswd")
+
+
+def ensure(root, username, password="", cost=4, check_mode=False):
+    """The part's ensure(), validated as its module does; its report and diff as one dict."""
+    params = dict(root=root, username=username, password=password, bcrypt_cost=cost)
+    htp.validate(params)
+    outcome = htp.ensure(params, check_mode=check_mode)
+    return dict(outcome.report(), diff=outcome.diff())
+
 
 USER = "zuul"
 
@@ -59,29 +69,33 @@ def paths(root):
 
 # Inputs -------------------------------------------------------------------
 
-@pytest.mark.parametrize("username, password, cost, var", [
-    ("", "", 4, "buildset_registry_username"),
-    ("a:b", "", 4, "buildset_registry_username"),
-    ("a\nb", "", 4, "buildset_registry_username"),
-    (" zuul", "", 4, "buildset_registry_username"),
-    ("#zuul", "", 4, "buildset_registry_username"),
-    (USER, "a\nb", 4, "buildset_registry_password"),
-    (USER, "a\rb", 4, "buildset_registry_password"),
-    (USER, "x" * 73, 4, "buildset_registry_password"),
-    (USER, "", 3, "buildset_registry_bcrypt_cost"),
-    (USER, "", 32, "buildset_registry_bcrypt_cost"),
-])
+
+@pytest.mark.parametrize(
+    "username, password, cost, var",
+    [
+        ("", "", 4, "buildset_registry_username"),
+        ("a:b", "", 4, "buildset_registry_username"),
+        ("a\nb", "", 4, "buildset_registry_username"),
+        (" zuul", "", 4, "buildset_registry_username"),
+        ("#zuul", "", 4, "buildset_registry_username"),
+        (USER, "a\nb", 4, "buildset_registry_password"),
+        (USER, "a\rb", 4, "buildset_registry_password"),
+        (USER, "x" * 73, 4, "buildset_registry_password"),
+        (USER, "", 3, "buildset_registry_bcrypt_cost"),
+        (USER, "", 32, "buildset_registry_bcrypt_cost"),
+    ],
+)
 def test_bad_inputs_are_rejected_before_writing(root, username, password, cost, var):
-    with pytest.raises(htp.HtpasswdError) as exc:
-        htp.ensure(root, username, password, cost)
-    assert str(exc.value).startswith(var + ":")
+    with pytest.raises(RegistryError) as exc:
+        ensure(root, username, password, cost)
+    assert role_message(exc.value).startswith(var + ":")
     assert password not in str(exc.value) or not password
     assert not os.path.exists(root)
 
 
 def test_good_inputs_pass_validation():
-    htp.validate("user.name-1@example", "pa:ss word", 31)
-    htp.validate(USER, "x" * 72, 4)
+    htp.validate(dict(username="user.name-1@example", password="pa:ss word", bcrypt_cost=31))
+    htp.validate(dict(username=USER, password="x" * 72, bcrypt_cost=4))
 
 
 def test_parse_htpasswd():
@@ -108,8 +122,9 @@ def test_generated_password_has_at_least_128_bits():
 
 # Generated password ------------------------------------------------------------
 
+
 def test_first_run_generates_and_stores_password(root, paths):
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["changed"] is True
     assert result["password_generated"] is True
     assert result["reasons"] == ["password file missing", "htpasswd missing"]
@@ -129,9 +144,9 @@ def test_first_run_generates_and_stores_password(root, paths):
 
 
 def test_second_run_keeps_everything(root, paths):
-    first = htp.ensure(root, USER)
+    first = ensure(root, USER)
     ht, pw = read(paths["htpasswd"]), read(paths["password"])
-    second = htp.ensure(root, USER)
+    second = ensure(root, USER)
     assert second["changed"] is False
     assert second["reasons"] == []
     assert second["password"] == first["password"]
@@ -142,7 +157,7 @@ def test_second_run_keeps_everything(root, paths):
 def test_stored_password_is_used(root, paths):
     os.makedirs(paths["auth_dir"])
     write(paths["password"], b"stored-password\n")
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["password"] == "stored-password"
     assert result["reasons"] == ["htpasswd missing"]
     assert verifies("stored-password", entry(paths["htpasswd"])[1])
@@ -152,56 +167,58 @@ def test_stored_password_is_used(root, paths):
 def test_empty_password_file_is_replaced(root, paths):
     os.makedirs(paths["auth_dir"])
     write(paths["password"], b"")
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["reasons"][0] == "password file empty or unusable"
     assert len(result["password"]) >= 32
     assert read(paths["password"]) == (result["password"] + "\n").encode()
 
 
 def test_hash_is_verified_not_compared(root, paths):
-    first = htp.ensure(root, USER)
+    first = ensure(root, USER)
     # Same password and cost, other salt and the $2b$ prefix: still good.
     other = bcrypt.hashpw(first["password"].encode(), bcrypt.gensalt(4)).decode()
     assert other.startswith("$2b$04$")
     write(paths["htpasswd"], ("%s:%s\n" % (USER, other)).encode())
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["changed"] is False
     assert entry(paths["htpasswd"])[1] == other
 
 
 # User's password -----------------------------------------------------------
 
+
 def test_user_password_is_used_and_not_stored(root, paths):
-    result = htp.ensure(root, USER, "user-secret")
+    result = ensure(root, USER, "user-secret")
     assert result["password"] == "user-secret"
     assert result["password_generated"] is False
     assert not os.path.exists(paths["password"])
     assert verifies("user-secret", entry(paths["htpasswd"])[1])
-    assert htp.ensure(root, USER, "user-secret")["changed"] is False
+    assert ensure(root, USER, "user-secret")["changed"] is False
 
 
 def test_other_user_password_changes_hash_and_keeps_stored_file(root, paths):
-    generated = htp.ensure(root, USER)["password"]
+    generated = ensure(root, USER)["password"]
     stored = read(paths["password"])
-    result = htp.ensure(root, USER, "new-secret")
+    result = ensure(root, USER, "new-secret")
     assert result["changed"] is True
     assert result["reasons"] == ["hash does not verify the password"]
     hashed = entry(paths["htpasswd"])[1]
     assert verifies("new-secret", hashed) and not verifies(generated, hashed)
     assert read(paths["password"]) == stored
     # Back to a generated password: the stored one comes back.
-    back = htp.ensure(root, USER)
+    back = ensure(root, USER)
     assert back["password"] == generated and back["changed"] is True
     assert verifies(generated, entry(paths["htpasswd"])[1])
 
 
 # What the htpasswd file may hold ------------------------------------------------
 
+
 def test_garbled_line_is_replaced(root, paths):
-    password = htp.ensure(root, USER)["password"]
+    password = ensure(root, USER)["password"]
     good = read(paths["htpasswd"])
     write(paths["htpasswd"], good + b"garbage line\n")
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["changed"] is True
     assert result["reasons"] == ["htpasswd line 2 does not parse as user:bcrypt-hash"]
     user, hashed = entry(paths["htpasswd"])
@@ -209,17 +226,17 @@ def test_garbled_line_is_replaced(root, paths):
 
 
 def test_extra_entry_is_removed(root, paths):
-    htp.ensure(root, USER)
+    ensure(root, USER)
     good = read(paths["htpasswd"])
     write(paths["htpasswd"], good + ("other:%s\n" % htp.make_hash("x", 4)).encode())
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["reasons"] == ["htpasswd has 2 entries, want 1"]
     assert read(paths["htpasswd"]) == good  # the verified hash is kept
 
 
 def test_other_user_is_replaced(root, paths):
-    password = htp.ensure(root, USER)["password"]
-    result = htp.ensure(root, "builder")
+    password = ensure(root, USER)["password"]
+    result = ensure(root, "builder")
     assert result["changed"] is True
     assert result["reasons"] == ["htpasswd has no entry for builder"]
     user, hashed = entry(paths["htpasswd"])
@@ -227,41 +244,42 @@ def test_other_user_is_replaced(root, paths):
 
 
 def test_cost_change_rehashes(root, paths):
-    password = htp.ensure(root, USER)["password"]
-    result = htp.ensure(root, USER, cost=5)
+    password = ensure(root, USER)["password"]
+    result = ensure(root, USER, cost=5)
     assert result["changed"] is True
     assert result["reasons"] == ["bcrypt cost 4, want 5"]
     hashed = entry(paths["htpasswd"])[1]
     assert hashed.startswith("$2y$05$") and verifies(password, hashed)
-    assert htp.ensure(root, USER, cost=5)["changed"] is False
+    assert ensure(root, USER, cost=5)["changed"] is False
 
 
 def test_missing_newline_is_fixed_keeping_the_hash(root, paths):
-    htp.ensure(root, USER)
+    ensure(root, USER)
     good = read(paths["htpasswd"])
     write(paths["htpasswd"], good.rstrip(b"\n"))
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["reasons"] == ["htpasswd not in canonical form"]
     assert read(paths["htpasswd"]) == good
 
 
 def test_file_modes_are_fixed(root, paths):
-    htp.ensure(root, USER)
+    ensure(root, USER)
     ht = read(paths["htpasswd"])
     os.chmod(paths["htpasswd"], 0o644)
     os.chmod(paths["password"], 0o640)
-    result = htp.ensure(root, USER)
+    result = ensure(root, USER)
     assert result["changed"] is True
     assert sorted(result["reasons"]) == ["htpasswd mode 0644, want 0600", "password file mode 0640, want 0600"]
     assert mode(paths["htpasswd"]) == 0o600 and mode(paths["password"]) == 0o600
     assert read(paths["htpasswd"]) == ht
-    assert htp.ensure(root, USER)["changed"] is False
+    assert ensure(root, USER)["changed"] is False
 
 
 # Check mode -----------------------------------------------------------------
 
+
 def test_check_mode_writes_nothing_on_first_run(root):
-    result = htp.ensure(root, USER, check_mode=True)
+    result = ensure(root, USER, check_mode=True)
     assert result["changed"] is True
     assert result["password"] == ""
     assert result["password_generated"] is True
@@ -269,16 +287,16 @@ def test_check_mode_writes_nothing_on_first_run(root):
 
 
 def test_check_mode_with_user_password_returns_it(root):
-    result = htp.ensure(root, USER, "user-secret", check_mode=True)
+    result = ensure(root, USER, "user-secret", check_mode=True)
     assert (result["changed"], result["password"]) == (True, "user-secret")
     assert not os.path.exists(root)
 
 
 def test_check_mode_reports_changes_without_writing(root, paths):
-    password = htp.ensure(root, USER)["password"]
+    password = ensure(root, USER)["password"]
     ht = read(paths["htpasswd"])
     os.chmod(paths["htpasswd"], 0o644)
-    result = htp.ensure(root, USER, cost=6, check_mode=True)
+    result = ensure(root, USER, cost=6, check_mode=True)
     assert result["changed"] is True
     assert result["reasons"] == ["bcrypt cost 4, want 6"]
     assert result["password"] == password
@@ -288,23 +306,25 @@ def test_check_mode_reports_changes_without_writing(root, paths):
 
 
 def test_check_mode_after_a_run_reports_no_change(root):
-    htp.ensure(root, USER)
-    assert htp.ensure(root, USER, check_mode=True)["changed"] is False
+    ensure(root, USER)
+    assert ensure(root, USER, check_mode=True)["changed"] is False
 
 
 # Unwritable root ------------------------------------------------------------
 
+
 def test_root_below_a_regular_file_fails_clearly(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     root = str(tmp_path / "file" / "registry")
-    with pytest.raises(htp.HtpasswdError) as exc:
-        htp.ensure(root, USER)
-    msg = str(exc.value)
+    with pytest.raises(RegistryError) as exc:
+        ensure(root, USER)
+    msg = role_message(exc.value)
     assert msg.startswith("buildset_registry_root: cannot create directory %s (" % root)
     assert msg.endswith("set buildset_registry_root to a directory this user can write")
 
 
 # The module ---------------------------------------------------------------
+
 
 def test_module_generates_then_keeps(root, paths, capsys):
     rc, first = run_module({"root": root, "username": USER}, capsys)
@@ -317,8 +337,7 @@ def test_module_generates_then_keeps(root, paths, capsys):
 
 def test_module_returns_user_password_but_masks_the_argument(root, capsys):
     # The username contains the password: AnsibleModule's masking would hit it too.
-    rc, out = run_module({"root": root, "username": "user-secret", "password": "secret",
-                          "_ansible_diff": True}, capsys)
+    rc, out = run_module({"root": root, "username": "user-secret", "password": "secret", "_ansible_diff": True}, capsys)
     assert rc == 0
     assert out["password"] == "secret"
     assert out["username"] == "user-secret"
@@ -334,13 +353,16 @@ def test_module_check_mode_writes_nothing(root, capsys):
     assert not os.path.exists(root)
 
 
-@pytest.mark.parametrize("args, var", [
-    ({"username": "a:b"}, "buildset_registry_username"),
-    ({"username": "a\nb"}, "buildset_registry_username"),
-    ({"username": ""}, "buildset_registry_username"),
-    ({"username": USER, "password": "line1\nline2"}, "buildset_registry_password"),
-    ({"username": USER, "bcrypt_cost": 40}, "buildset_registry_bcrypt_cost"),
-])
+@pytest.mark.parametrize(
+    "args, var",
+    [
+        ({"username": "a:b"}, "username"),
+        ({"username": "a\nb"}, "username"),
+        ({"username": ""}, "username"),
+        ({"username": USER, "password": "line1\nline2"}, "password"),
+        ({"username": USER, "bcrypt_cost": 40}, "bcrypt_cost"),
+    ],
+)
 def test_module_rejects_bad_inputs(root, capsys, args, var):
     rc, out = run_module(dict(args, root=root), capsys)
     assert rc == 1 and out["failed"] is True and out["changed"] is False
@@ -354,4 +376,4 @@ def test_module_unwritable_root(tmp_path, capsys):
     root = str(tmp_path / "file" / "registry")
     rc, out = run_module({"root": root, "username": USER}, capsys)
     assert rc == 1 and out["changed"] is False
-    assert root in out["msg"] and "buildset_registry_root" in out["msg"]
+    assert root in out["msg"] and "set root to a directory" in out["msg"]

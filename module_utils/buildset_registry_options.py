@@ -1,0 +1,129 @@
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+"""The one list of options, from which every module's argument spec comes.
+
+Each part (cert, htpasswd, containers) has its options here; a part module
+takes exactly its own, and the role's module takes them all, the
+certificate's prefixed with ``cert_`` (as the role variables are). The
+role variable of an option is ``buildset_registry_`` + its name in the
+role's module. tests/unit/test_options.py checks that each module's
+DOCUMENTATION, tasks/main.yml, defaults/main.yml and meta/argument_specs.yml
+name the same options as this file.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.buildset_registry_errors import known_options
+
+ROOT = {"root": dict(type="path", required=True)}
+HOST = {"host": dict(type="str", required=True)}
+STATE = {"state": dict(type="str", default="present", choices=["present", "absent"])}
+
+PARTS = {
+    "cert": dict(
+        ROOT,
+        **HOST,
+        extra_names=dict(type="list", elements="str", default=[]),
+        valid_days=dict(type="int", default=365),
+        renew_days=dict(type="int", default=30),
+    ),
+    "htpasswd": dict(
+        ROOT,
+        username=dict(type="str", required=True),
+        password=dict(type="str", default="", no_log=True),
+        bcrypt_cost=dict(type="int", default=4),
+    ),
+    "containers": dict(
+        ROOT,
+        **HOST,
+        port=dict(type="int", default=5000),
+        push_port=dict(type="int", default=5001),
+        image=dict(type="str", default="registry:2"),
+        # Required with state=present; the role's module defaults it (ROLE_DEFAULTS).
+        proxy_remote_url=dict(type="str"),
+        proxy_username=dict(type="str", default=""),
+        proxy_password=dict(type="str", default="", no_log=True),
+        proxy_container=dict(type="str", default="buildset_proxy"),
+        push_container=dict(type="str", default="buildset_registry"),
+        wait_timeout=dict(type="int", default=60),
+        **STATE,
+    ),
+}
+
+# Options named differently in the role's module (and role variables).
+ROLE_PREFIX = {"cert": "cert_"}
+# Defaults of the role's module where a part module has none.
+ROLE_DEFAULTS = {"proxy_remote_url": "https://registry-1.docker.io", "username": "zuul"}
+MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def _role_name(part, option):
+    if option in ("root", "host", "state"):
+        return option
+    return ROLE_PREFIX.get(part, "") + option
+
+
+def part_spec(part):
+    """The argument spec of one part module (a fresh copy)."""
+    return {name: dict(spec) for name, spec in PARTS[part].items()}
+
+
+def role_spec():
+    """The argument spec of the role's module: every part's options."""
+    spec = {}
+    for part, options in PARTS.items():
+        for name, option in options.items():
+            spec[_role_name(part, name)] = dict(option)
+    for name, default in ROLE_DEFAULTS.items():
+        spec[name].pop("required", None)
+        spec[name]["default"] = default
+    return spec
+
+
+def role_option(part, option):
+    """The role module's name for a part's option."""
+    return _role_name(part, option)
+
+
+def part_params(part, params):
+    """The part's options, taken from the role module's params."""
+    return {name: params[_role_name(part, name)] for name in PARTS[part]}
+
+
+def role_variables():
+    """Option name -> role variable, for RegistryError.render().
+
+    Both a part's own names (extra_names) and the role module's
+    (cert_extra_names) map to the role variable
+    (buildset_registry_cert_extra_names); no two parts share a name that
+    means something else.
+    """
+    names = {}
+    for part, options in PARTS.items():
+        for name in options:
+            role = _role_name(part, name)
+            names[name] = names[role] = "buildset_registry_" + role
+    return names
+
+
+def return_secrets(module, *names):
+    """Let a module return the values of its no_log options in its result.
+
+    AnsibleModule masks every no_log value anywhere in a result, which
+    would turn a password the user gave into '********' where the module
+    exists to return it (its task is no_log). Unmask those values and keep
+    them masked in the echoed arguments; returns the invocation to pass to
+    exit_json.
+    """
+    params = dict(module.params)
+    for name in names:
+        if params.get(name):
+            module.no_log_values.discard(params[name])
+            params[name] = MASKED
+    for name, spec in module.argument_spec.items():
+        if spec.get("no_log") and params.get(name):
+            params[name] = MASKED
+    return {"module_args": params}
+
+
+known_options(role_variables())

@@ -1,0 +1,194 @@
+"""The engine-facing code against a small fake at the docker SDK boundary.
+
+FakeClient stands in for docker.APIClient only here, to pin down which
+calls the role makes and how it reads the answers; the integration tests
+and molecule run the same code against real engines.
+"""
+
+import docker.errors
+import pytest
+
+from ansible.module_utils import buildset_registry_containers as containers
+from ansible.module_utils.buildset_registry_engine import Engine, existing_of
+from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry_options import role_variables
+from ansible.module_utils.buildset_registry_spec import PORT_LABEL, SPEC_LABEL
+
+
+class FakeClient:
+    """Records calls; answers as Docker's engine does for the role's calls."""
+
+    def __init__(self, images=None, listing=None, pull_messages=None):
+        self.images = dict(images or {})
+        self.listing = list(listing or [])
+        self.pull_messages = pull_messages or []
+        self.calls = []
+        self.states = {}
+
+    def inspect_image(self, image):
+        self.calls.append(("inspect_image", image))
+        if image not in self.images:
+            raise docker.errors.ImageNotFound("no such image: %s" % image)
+        return {"Id": self.images[image]}
+
+    def pull(self, image, stream, decode):
+        self.calls.append(("pull", image))
+        for message in self.pull_messages:
+            if message == "ARRIVE":
+                self.images[image] = "sha256:pulled"
+            else:
+                yield message
+
+    def containers(self, all, filters):
+        self.calls.append(("containers", tuple(filters["name"])))
+        return self.listing
+
+    def create_host_config(self, **kwargs):
+        return {"host_config": kwargs}
+
+    def create_container(self, **kwargs):
+        self.calls.append(("create_container", kwargs["name"]))
+        self.created = kwargs
+        return {"Id": "new-" + kwargs["name"]}
+
+    def start(self, cid):
+        self.calls.append(("start", cid))
+
+    def restart(self, cid, timeout):
+        self.calls.append(("restart", cid))
+
+    def remove_container(self, cid, force, v):
+        assert force and v
+        self.calls.append(("remove", cid))
+
+    def inspect_container(self, cid):
+        status, restarts, code = self.states.get(cid, ("running", 0, 0))
+        return {"State": {"Status": status, "ExitCode": code}, "RestartCount": restarts}
+
+    def logs(self, cid, tail):
+        raise docker.errors.APIError("gone")
+
+
+def summary(name, cid, state="running", spec="h", port="5000"):
+    return {"Id": cid, "Names": ["/" + name], "State": state, "Labels": {SPEC_LABEL: spec, PORT_LABEL: port}}
+
+
+def params(tmp_path, **over):
+    base = dict(
+        root=str(tmp_path / "root"),
+        host="127.0.0.1",
+        port=5000,
+        push_port=5001,
+        image="registry:2",
+        proxy_remote_url="https://up.example",
+        proxy_username="",
+        proxy_password="",
+        proxy_container="buildset_proxy",
+        push_container="buildset_registry",
+        state="present",
+        wait_timeout=5,
+    )
+    base.update(over)
+    return base
+
+
+def test_image_id_inspects_first_and_pulls_only_what_is_missing():
+    client = FakeClient(images={"registry:2": "sha256:abc"})
+    assert Engine(client, "unix://x").image_id("registry:2", False) == ("sha256:abc", False)
+    assert client.calls == [("inspect_image", "registry:2")]
+
+    client = FakeClient(pull_messages=[{"status": "Pulling"}, "ARRIVE"])
+    assert Engine(client, "unix://x").image_id("registry:2", False) == ("sha256:pulled", True)
+    assert Engine(FakeClient(), "unix://x").image_id("registry:2", True) == (None, True)
+
+
+def test_an_image_that_cannot_be_pulled_names_the_option_and_the_cause():
+    client = FakeClient(pull_messages=[{"error": "manifest unknown"}])
+    with pytest.raises(RegistryError) as exc:
+        Engine(client, "unix://x").image_id("nope:1", False)
+    msg = exc.value.render(role_variables())
+    assert exc.value.option == "image"
+    assert "nope:1 is not on this host and cannot be pulled: manifest unknown" in msg
+    assert "Set buildset_registry_image" in msg
+
+
+def test_find_matches_whole_names_and_reads_labels():
+    client = FakeClient(
+        listing=[
+            summary("buildset_proxy", "c1", port="5000"),
+            summary("buildset_proxy_old", "c2"),
+            {"Id": "c3", "Names": ["/buildset_registry"], "State": "exited", "Labels": None},
+        ]
+    )
+    found = Engine(client, "unix://x").find(["buildset_proxy", "buildset_registry"])
+    assert client.calls == [("containers", ("^/buildset_proxy$", "^/buildset_registry$"))]
+    assert found == {
+        "buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "h", "port": 5000},
+        "buildset_registry": {"id": "c3", "status": "exited", "spec_hash": None, "port": None},
+    }
+    assert existing_of(summary("x", "c", port="junk"))["port"] is None
+
+
+def test_logs_that_cannot_be_read_say_so():
+    assert Engine(FakeClient(), "unix://x").logs("c").startswith("(cannot read the log: ")
+
+
+def test_sdk_errors_become_a_registry_error_naming_the_engine():
+    engine = Engine(FakeClient(), "unix:///run/x.sock")
+    with pytest.raises(RegistryError) as exc, engine.errors():
+        raise docker.errors.APIError("500 Server Error")
+    assert exc.value.option == "docker_host"
+    assert "Docker engine at unix:///run/x.sock failed a request: 500 Server Error" in str(exc.value)
+
+
+def test_preflight_absent_asks_for_the_containers_only(tmp_path):
+    client = FakeClient(listing=[summary("buildset_proxy", "c1")])
+    pre = containers.preflight(Engine(client, "unix://x"), params(tmp_path, state="absent"), False)
+    assert pre.found == {"buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "h", "port": 5000}}
+    assert [c[0] for c in client.calls] == ["containers"]
+
+
+def test_absent_removes_what_exists_and_reports_the_rest(tmp_path):
+    client = FakeClient(listing=[summary("buildset_proxy", "c1")])
+    engine = Engine(client, "unix://x")
+    p = params(tmp_path, state="absent")
+    outcome = containers.ensure(engine, p, containers.preflight(engine, p, False))
+    assert ("remove", "c1") in client.calls
+    assert outcome.changed and outcome.data["containers"]["proxy"]["action"] == "removed"
+    assert outcome.data["containers"]["push"]["action"] == "absent"
+    assert "proxy container buildset_proxy: running" in outcome.before
+
+
+def test_check_mode_plans_without_acting_or_writing(tmp_path):
+    client = FakeClient(images={"registry:2": "sha256:abc"})
+    engine = Engine(client, "unix://x")
+    p = params(tmp_path, port=17951, push_port=17952)
+    outcome = containers.ensure(engine, p, containers.preflight(engine, p, True), check_mode=True)
+    assert {k: v["action"] for k, v in outcome.data["containers"].items()} == {"proxy": "created", "push": "created"}
+    assert outcome.changed and "proxy container buildset_proxy created: no container yet" in outcome.reasons
+    assert not any(c[0] in ("create_container", "start", "remove") for c in client.calls)
+    assert not (tmp_path / "root").exists()
+
+
+def test_apply_removes_a_recreated_container_before_creating_and_restarts_a_kept_one(tmp_path):
+    from ansible.module_utils.buildset_registry_layout import layout
+    from ansible.module_utils.buildset_registry_spec import plan_endpoints
+
+    p = params(tmp_path)
+    paths = layout(p["root"])
+    first = plan_endpoints(p, paths, "sha256:abc", {}, {}, "files", {})
+    found = {
+        "buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "old", "port": 5000},
+        "buildset_registry": {"id": "c2", "status": "running", "spec_hash": first["push"].hash, "port": 5001},
+    }
+    plan = plan_endpoints(p, paths, "sha256:abc", found, {}, "files", {k: i.config for k, i in first.items()})
+    client = FakeClient()
+    started = containers._apply(Engine(client, "unix://x"), plan, "registry:2", paths)
+    assert client.calls == [
+        ("remove", "c1"),
+        ("create_container", "buildset_proxy"),
+        ("start", "new-buildset_proxy"),
+        ("restart", "c2"),
+    ]
+    assert [(s.kind, s.id, s.restarts) for s in started] == [("proxy", "new-buildset_proxy", 0), ("push", "c2", None)]
+    assert client.created["labels"][SPEC_LABEL] == plan["proxy"].hash
