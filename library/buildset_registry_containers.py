@@ -84,6 +84,30 @@ options:
     description: Seconds to wait until both endpoints answer.
     type: int
     default: 60
+  storage_mode:
+    description:
+      - V(shared) keeps both endpoints on one storage; V(separate) gives the
+        proxy its own cache, so that pushed images shadow upstream ones.
+    type: str
+    choices: [shared, separate]
+    default: shared
+  object_storage:
+    description:
+      - Empty for the filesystem under O(root); otherwise one key, the
+        registry's storage driver (V(s3) or V(swift)), with its parameters.
+    type: dict
+    default: {}
+  http_secret:
+    description:
+      - The registry's http.secret; empty derives one from O(object_storage)
+        (none for the filesystem).
+    type: str
+    default: ""
+  docker_host:
+    description:
+      - The engine's Docker-compatible API, e.g. a Podman service's socket.
+      - Default: E(DOCKER_HOST), else C(unix:///var/run/docker.sock).
+    type: str
 attributes:
   check_mode:
     support: full

@@ -29,12 +29,13 @@ def listen_addr(port):
     return ":%d" % port
 
 
-def registry_config(kind, port, remote_url=None, username="", password=""):
+def registry_config(kind, port, remote_url=None, username="", password="", storage=None, http_secret=""):
     """Return the configuration of one endpoint as a dict.
 
     kind is "proxy" (a pull-through cache of remote_url) or "push" (a plain
-    registry). Both serve the same storage, TLS from CONTAINER_CERTS and
-    htpasswd auth.
+    registry). Both serve TLS from CONTAINER_CERTS and htpasswd auth;
+    storage is the storage driver section (default: the filesystem at
+    CONTAINER_DATA), http_secret the registry's http.secret (default: none).
     """
     if kind not in KINDS:
         raise ValueError("kind must be one of %s, not %r" % (", ".join(KINDS), kind))
@@ -43,7 +44,7 @@ def registry_config(kind, port, remote_url=None, username="", password=""):
         "log": {"fields": {"service": "registry", "endpoint": kind}},
         "storage": {
             "cache": {"blobdescriptor": "inmemory"},
-            "filesystem": {"rootdirectory": CONTAINER_DATA},
+            **(storage or {"filesystem": {"rootdirectory": CONTAINER_DATA}}),
         },
         "http": {
             "addr": listen_addr(port),
@@ -59,6 +60,8 @@ def registry_config(kind, port, remote_url=None, username="", password=""):
             "storagedriver": {"enabled": True, "interval": "10s", "threshold": 3},
         },
     }
+    if http_secret:
+        config["http"]["secret"] = http_secret
     if kind == "proxy":
         if not remote_url:
             raise ValueError("the proxy endpoint needs a remote_url")
@@ -108,7 +111,7 @@ def to_yaml(config):
     return "\n".join(lines) + "\n"
 
 
-def render_config(kind, port, remote_url=None, username="", password=""):
+def render_config(kind, port, remote_url=None, username="", password="", storage=None, http_secret=""):
     """Return the full registry configuration of one endpoint as YAML text."""
     header = "# Written by the buildset_registry_containers module; changes are overwritten.\n"
-    return header + to_yaml(registry_config(kind, port, remote_url, username, password))
+    return header + to_yaml(registry_config(kind, port, remote_url, username, password, storage, http_secret))

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ansible.module_utils import buildset_registry_storage as storage
 from ansible.module_utils.buildset_registry_config import KINDS
 from ansible.module_utils.buildset_registry_diagnose import PORT_OPTIONS, failure, port_in_use
 from ansible.module_utils.buildset_registry_engine import Engine
 from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry_layout import layout, read_optional, write_file
+from ansible.module_utils.buildset_registry_layout import ensure_dirs, layout, read_optional, write_file
 from ansible.module_utils.buildset_registry_ready import Started, port_free, wait_ready
 from ansible.module_utils.buildset_registry_spec import (
     SERVED_FILES,
@@ -65,6 +66,7 @@ def validate(params):
         raise RegistryError(
             "wait_timeout", "{wait_timeout}: %s must be a positive number of seconds", params["wait_timeout"]
         )
+    storage.validate(params)
 
 
 def container_names(params):
@@ -173,6 +175,9 @@ def _present(engine, params, pre, check_mode, outcome):
     if check_mode:
         return
 
+    # Made here, not by the engine: Podman refuses a missing bind source,
+    # and Docker would make it root-owned 0755.
+    ensure_dirs(sorted({d for kind in KINDS if (d := storage.data_dir(kind, params, paths))}))
     started = _apply(engine, plan, params["image"], paths)
     for item in started:
         outcome.data["containers"][item.kind]["id"] = item.id
@@ -221,7 +226,7 @@ def _apply(engine, plan, image, paths):
 def run(params, check_mode=False, outcome=None):
     """The containers module's whole job: check, connect, preflight, ensure."""
     validate(params)
-    engine = Engine.connect()
+    engine = Engine.connect(params.get("docker_host"))
     try:
         with engine.errors():
             pre = preflight(engine, params, check_mode)

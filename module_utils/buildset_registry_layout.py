@@ -35,6 +35,8 @@ def layout(root):
         "push_config": os.path.join(root, "config", "push.yml"),
         "served_state": os.path.join(root, "config", "served.json"),
         "data_dir": os.path.join(root, "data"),
+        # The proxy's cache in storage mode "separate".
+        "cache_dir": os.path.join(root, "cache"),
     }
 
 

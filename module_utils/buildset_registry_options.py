@@ -46,6 +46,11 @@ PARTS = {
         proxy_container=dict(type="str", default="buildset_proxy"),
         push_container=dict(type="str", default="buildset_registry"),
         wait_timeout=dict(type="int", default=60),
+        storage_mode=dict(type="str", default="shared", choices=["shared", "separate"]),
+        object_storage=dict(type="dict", default={}, no_log=True),
+        http_secret=dict(type="str", default="", no_log=True),
+        # Default: DOCKER_HOST, else Docker's socket; the role's module: Docker's socket.
+        docker_host=dict(type="str"),
         **STATE,
     ),
 }
@@ -53,7 +58,11 @@ PARTS = {
 # Options named differently in the role's module (and role variables).
 ROLE_PREFIX = {"cert": "cert_"}
 # Defaults of the role's module where a part module has none.
-ROLE_DEFAULTS = {"proxy_remote_url": "https://registry-1.docker.io", "username": "zuul"}
+ROLE_DEFAULTS = {
+    "proxy_remote_url": "https://registry-1.docker.io",
+    "username": "zuul",
+    "docker_host": "unix:///var/run/docker.sock",
+}
 MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 

@@ -22,6 +22,7 @@ from ansible.module_utils import buildset_registry_htpasswd as htpasswd
 from ansible.module_utils.buildset_registry_engine import Engine
 from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry_options import part_params
+from ansible.module_utils.buildset_registry_spec import client_host, host_port
 
 
 def validate(params):
@@ -46,16 +47,34 @@ def validate(params):
 
 
 def facts(params, cert, auth):
-    """The fact buildset_registry, as the README documents it."""
+    """The fact buildset_registry, as the README documents it.
+
+    mirrors: the endpoints in the order a client pulls through them
+    (separate: pushed images first). addresses: the names that only the
+    use entry point makes resolve (an IPv6 host's name), name -> address.
+    """
+    name = client_host(params["host"])
+    order = [params["push_port"], params["port"]] if params["storage_mode"] == "separate" else [params["port"]]
     return {
-        "host": params["host"],
+        "host": name,
         "port": params["port"],
-        "push_host": params["host"],
+        "push_host": name,
         "push_port": params["push_port"],
         "username": params["username"],
         "password": auth["password"],
         "cert": cert["cert"],
+        "mirrors": [host_port(name, port) for port in order],
+        "addresses": {name: params["host"]} if name != params["host"] else {},
     }
+
+
+def cert_params(params):
+    """The certificate's options; an IPv6 host's name is named too."""
+    cparams = part_params("cert", params)
+    name = client_host(params["host"])
+    if name != params["host"] and name not in cparams["extra_names"]:
+        cparams["extra_names"] = [*cparams["extra_names"], name]
+    return cparams
 
 
 def run(params, check_mode=False, result=None):
@@ -67,13 +86,13 @@ def run(params, check_mode=False, result=None):
     result = {"changed": False, "containers": {}} if result is None else result
     validate(params)
     cparams = part_params("containers", params)
-    engine = Engine.connect()
+    engine = Engine.connect(params["docker_host"])
     outcomes = []
     try:
         with engine.errors():
             pre = containers.preflight(engine, cparams, check_mode)
         if params["state"] == "present":
-            cert = certs.ensure(part_params("cert", params), check_mode)
+            cert = certs.ensure(cert_params(params), check_mode)
             result["certificate"] = {k: v for k, v in cert.report().items() if k != "cert"}
             auth = htpasswd.ensure(part_params("htpasswd", params), check_mode)
             result["htpasswd"] = {k: v for k, v in auth.report().items() if k != "password"}

@@ -16,9 +16,11 @@ How a container is kept in step:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass
 
+from ansible.module_utils import buildset_registry_storage as storage
 from ansible.module_utils.buildset_registry_config import KINDS, render_config
 from ansible.module_utils.buildset_registry_layout import (
     CONTAINER_CERTS,
@@ -47,9 +49,14 @@ def config_path(paths, kind):
     return paths["%s_config" % kind]
 
 
-def desired_spec(kind, port, image_id, config_text, paths):
-    """Everything that, when it changes, needs a new container."""
-    return {
+def desired_spec(kind, port, image_id, config_text, paths, data_dir=None):
+    """Everything that, when it changes, needs a new container.
+
+    data_dir: the host directory mounted as the registry's storage (default
+    root/data), or "" when the data is in an object store.
+    """
+    data_dir = paths["data_dir"] if data_dir is None else data_dir
+    spec = {
         "version": SPEC_VERSION,
         "kind": kind,
         "image": image_id,
@@ -57,7 +64,7 @@ def desired_spec(kind, port, image_id, config_text, paths):
         # Visible in docker inspect, harmless: the config file says the same.
         "env": ["REGISTRY_HTTP_ADDR=:%d" % port],
         "binds": [
-            "%s:%s:rw" % (paths["data_dir"], CONTAINER_DATA),
+            "%s:%s:rw" % (data_dir, CONTAINER_DATA),
             "%s:%s:ro" % (paths["certs_dir"], CONTAINER_CERTS),
             # The file alone: auth/ also holds the plain password.
             "%s:%s:ro" % (paths["htpasswd"], CONTAINER_HTPASSWD),
@@ -68,6 +75,9 @@ def desired_spec(kind, port, image_id, config_text, paths):
         "restart_policy": "always",
         "network_mode": "host",
     }
+    if not data_dir:
+        spec["binds"] = spec["binds"][1:]
+    return spec
 
 
 def spec_hash(spec):
@@ -192,9 +202,15 @@ def plan_endpoints(params, paths, image_id, found, served, served_digest, on_dis
     plan = {}
     for kind in KINDS:
         config = render_config(
-            kind, ports[kind], params["proxy_remote_url"], params["proxy_username"], params["proxy_password"]
+            kind,
+            ports[kind],
+            params["proxy_remote_url"],
+            params["proxy_username"],
+            params["proxy_password"],
+            storage.storage_config(kind, params),
+            storage.http_secret(params),
         )
-        spec = desired_spec(kind, ports[kind], image_id, config, paths)
+        spec = desired_spec(kind, ports[kind], image_id, config, paths, storage.data_dir(kind, params, paths) or "")
         digest = spec_hash(spec) if image_id else None
         existing = found.get(names[kind])
         # A configuration file rewritten under a kept container counts as a
@@ -231,6 +247,20 @@ def ports_to_check(plan):
     return [
         (kind, item.port) for kind, item in sorted(plan.items()) if item.action in STARTING and item.port not in ours
     ]
+
+
+def client_host(host):
+    """The name clients use for host: host itself, except for an IPv6
+    address, which docker, skopeo and podman reject in image references
+    ([::1]:5000/x is "invalid reference format"); it gets a name of its own
+    (the certificate names it; the use entry point makes it resolve)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 4:
+        return host
+    return "buildset-registry-v6-" + address.exploded.replace(":", "")
 
 
 def host_port(host, port):

@@ -86,7 +86,8 @@ def params(tmp_path, **over):
         proxy_container="buildset_proxy",
         push_container="buildset_registry",
         state="present",
-        wait_timeout=5,
+        wait_timeout=5, storage_mode="shared", object_storage={}, http_secret="",
+        docker_host=None,
     )
     base.update(over)
     return base

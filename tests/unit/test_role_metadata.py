@@ -16,7 +16,14 @@ def load(*parts):
 
 
 DEFAULTS = load("defaults", "main.yml")
-SPEC = load("meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+ENTRY_POINTS = load("meta", "argument_specs.yml")["argument_specs"]
+# Every entry point's options; an option both name (the state) is the same variable.
+SPEC = {
+    name: spec
+    for entry in ENTRY_POINTS.values()
+    for name, spec in entry["options"].items()
+    if name != "buildset_registry"
+}
 
 
 def readme_vars():
@@ -48,7 +55,7 @@ def test_specs_repeat_literal_defaults():
 
 
 def test_specs_types_match_defaults():
-    kinds = {"str": str, "int": int, "list": list, "bool": bool}
+    kinds = {"str": str, "int": int, "list": list, "bool": bool, "dict": dict}
     for name, value in DEFAULTS.items():
         if isinstance(value, str) and "{{" in value:
             continue

@@ -33,6 +33,10 @@ def params(root, **over):
         cert_renew_days=30,
         bcrypt_cost=4,
         wait_timeout=60,
+        storage_mode="shared",
+        object_storage={},
+        http_secret="",
+        docker_host=None,
     )
     base.update(over)
     return base
@@ -88,7 +92,18 @@ def test_facts_hold_the_documented_keys():
         "username": "zuul",
         "password": "pw",
         "cert": "PEM",
+        "mirrors": ["192.0.2.1:6000"],
+        "addresses": {},
     }
+
+
+def test_facts_in_separate_mode_and_for_an_ipv6_host():
+    facts = role.facts(params("/r", host="::1", storage_mode="separate"), {"cert": "PEM"}, {"password": "pw"})
+    name = "buildset-registry-v6-00000000000000000000000000000001"
+    assert (facts["host"], facts["push_host"]) == (name, name)
+    assert facts["mirrors"] == [name + ":5001", name + ":5000"]
+    assert facts["addresses"] == {name: "::1"}
+    assert name in role.cert_params(params("/r", host="::1"))["extra_names"]
 
 
 def test_module_refuses_bad_input_and_writes_nothing(tmp_path, capsys):

@@ -1,0 +1,115 @@
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+"""Where each endpoint keeps its data: pure.
+
+storage_mode "shared": both endpoints on one storage (the original
+design). "separate": the push endpoint keeps the storage it always had
+(root/data, or the object store's root directory), so switching modes
+keeps every pushed image; the proxy caches in its own place (root/cache,
+or a "proxy-cache" prefix beside the push endpoint's), so pushed images
+shadow upstream ones for clients that try the push endpoint first.
+
+object_storage: {} for the filesystem under the root, or one registry 2.8
+storage driver ("s3" or "swift") and its parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry_layout import CONTAINER_DATA
+
+MODES = ("shared", "separate")
+PROXY_CACHE = "proxy-cache"
+# Each driver: its required parameters, and the one that holds its prefix.
+DRIVERS = {
+    "s3": {"required": ("bucket", "region"), "prefix": "rootdirectory"},
+    "swift": {"required": ("authurl", "username", "password", "container"), "prefix": "prefix"},
+}
+
+
+def validate(params):
+    """Check storage_mode, object_storage and http_secret; pure."""
+    if params["storage_mode"] not in MODES:
+        raise RegistryError(
+            "storage_mode", "{storage_mode}: %r is not one of %s", params["storage_mode"], ", ".join(MODES)
+        )
+    store = params["object_storage"]
+    if store in (None, {}):
+        return
+    example = "e.g. {s3: {bucket: NAME, region: REGION, regionendpoint: URL, accesskey: KEY, secretkey: SECRET}}"
+    if not isinstance(store, dict) or len(store) != 1:
+        raise RegistryError(
+            "object_storage",
+            "{object_storage}: give one key, the registry's storage driver (%s), whose value holds its "
+            "parameters (%s); or {} for the filesystem under {root}",
+            " or ".join(DRIVERS),
+            example,
+        )
+    driver, options = next(iter(store.items()))
+    if driver not in DRIVERS:
+        raise RegistryError(
+            "object_storage", "{object_storage}: driver %r is not supported; use %s (%s)", driver,
+            " or ".join(DRIVERS), example,
+        )  # fmt: skip
+    if not isinstance(options, dict):
+        raise RegistryError(
+            "object_storage", "{object_storage}: the %s driver's value must be a dict of its parameters, not %s",
+            driver, type(options).__name__,
+        )  # fmt: skip
+    missing = [name for name in DRIVERS[driver]["required"] if not options.get(name)]
+    if missing:
+        raise RegistryError(
+            "object_storage", "{object_storage}: the %s driver needs %s; add %s", driver, ", ".join(missing),
+            " and ".join(missing),
+        )  # fmt: skip
+    for name, value in options.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise RegistryError(
+                "object_storage", "{object_storage}: %s.%s must be a string, number or boolean, not %s",
+                driver, name, type(value).__name__,
+            )  # fmt: skip
+
+
+def driver_of(params):
+    """The object store's driver name, or None for the filesystem."""
+    store = params.get("object_storage") or {}
+    return next(iter(store), None)
+
+
+def storage_config(kind, params):
+    """The registry configuration's storage driver section for one endpoint."""
+    driver = driver_of(params)
+    if driver is None:
+        return {"filesystem": {"rootdirectory": CONTAINER_DATA}}
+    options = dict(params["object_storage"][driver])
+    if params["storage_mode"] == "separate" and kind == "proxy":
+        key = DRIVERS[driver]["prefix"]
+        base = str(options.get(key) or "").rstrip("/")
+        options[key] = "%s/%s" % (base, PROXY_CACHE)
+    return {driver: options}
+
+
+def data_dir(kind, params, paths):
+    """The host directory an endpoint's container mounts as its storage, or
+    None when its data is in an object store."""
+    if driver_of(params) is not None:
+        return None
+    if params["storage_mode"] == "separate" and kind == "proxy":
+        return paths["cache_dir"]
+    return paths["data_dir"]
+
+
+def http_secret(params):
+    """The registry's http.secret: the one given, else (with an object
+    store) one derived from the store's parameters, so that every node
+    serving the same store signs upload sessions alike; else none (each
+    filesystem registry is a single process)."""
+    if params.get("http_secret"):
+        return params["http_secret"]
+    if driver_of(params) is None:
+        return ""
+    canonical = json.dumps(params["object_storage"], sort_keys=True)
+    return hashlib.sha256(("buildset-registry http.secret\n" + canonical).encode("utf-8")).hexdigest()

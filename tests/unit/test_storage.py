@@ -1,0 +1,107 @@
+"""Where each endpoint keeps its data: storage modes and object storage."""
+
+import pytest
+import yaml
+
+from ansible.module_utils import buildset_registry_storage as storage
+from ansible.module_utils.buildset_registry_config import render_config
+from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry_layout import CONTAINER_DATA, layout
+from ansible.module_utils.buildset_registry_options import role_variables
+from ansible.module_utils.buildset_registry_spec import desired_spec
+
+S3 = {
+    "s3": {
+        "bucket": "b",
+        "region": "us-east-1",
+        "regionendpoint": "http://127.0.0.1:8080",
+        "accesskey": "test:tester",
+        "secretkey": "s3-Secret",
+        "secure": False,
+        "rootdirectory": "/bs",
+    }
+}
+SWIFT = {
+    "swift": {
+        "authurl": "http://127.0.0.1:8080/auth/v1.0",
+        "username": "test:tester",
+        "password": "sw-Secret",
+        "container": "c",
+    }
+}
+
+
+def params(**over):
+    base = {"storage_mode": "shared", "object_storage": {}, "http_secret": ""}
+    base.update(over)
+    return base
+
+
+def test_filesystem_shared_both_on_data():
+    paths = layout("/r")
+    for kind in ("proxy", "push"):
+        assert storage.data_dir(kind, params(), paths) == paths["data_dir"]
+        assert storage.storage_config(kind, params()) == {"filesystem": {"rootdirectory": CONTAINER_DATA}}
+    assert storage.http_secret(params()) == ""
+
+
+def test_filesystem_separate_keeps_push_on_data_and_caches_apart():
+    paths = layout("/r")
+    p = params(storage_mode="separate")
+    assert storage.data_dir("push", p, paths) == paths["data_dir"]
+    assert storage.data_dir("proxy", p, paths) == paths["cache_dir"] != paths["data_dir"]
+
+
+def test_object_store_prefixes_and_no_mount():
+    paths = layout("/r")
+    p = params(storage_mode="separate", object_storage=S3)
+    assert storage.storage_config("push", p)["s3"]["rootdirectory"] == "/bs"
+    assert storage.storage_config("proxy", p)["s3"]["rootdirectory"] == "/bs/proxy-cache"
+    assert storage.storage_config("proxy", params(object_storage=S3))["s3"]["rootdirectory"] == "/bs"
+    swift = params(storage_mode="separate", object_storage=SWIFT)
+    assert storage.storage_config("proxy", swift)["swift"]["prefix"] == "/proxy-cache"
+    assert storage.data_dir("push", p, paths) is None
+    spec = desired_spec("push", 5001, "sha256:x", "text", paths, "")
+    assert not any(b.endswith(":%s:rw" % CONTAINER_DATA) for b in spec["binds"])
+
+
+def test_http_secret_given_or_derived_from_the_store_alike_on_every_node():
+    assert storage.http_secret(params(http_secret="given")) == "given"
+    derived = storage.http_secret(params(object_storage=S3))
+    assert len(derived) == 64 and derived == storage.http_secret(params(object_storage=dict(S3)))
+    assert derived != storage.http_secret(params(object_storage=SWIFT))
+    assert "s3-Secret" not in derived
+
+
+def test_config_puts_the_driver_and_secret_in_the_file():
+    p = params(object_storage=S3)
+    text = render_config("push", 5001, None, storage=storage.storage_config("push", p), http_secret="hs")
+    config = yaml.safe_load(text)
+    assert config["storage"]["s3"]["secretkey"] == "s3-Secret"
+    assert config["storage"]["s3"]["secure"] is False
+    assert "filesystem" not in config["storage"]
+    assert config["http"]["secret"] == "hs"
+
+
+@pytest.mark.parametrize(
+    "store, words",
+    [
+        ({"gcs": {"bucket": "b"}}, "driver 'gcs' is not supported"),
+        ({"s3": {"bucket": "b"}, "swift": {}}, "give one key"),
+        ({"s3": {"region": "r"}}, "needs bucket"),
+        ({"swift": {"authurl": "u"}}, "needs username, password, container"),
+        ({"s3": "bucket=b"}, "must be a dict"),
+        ({"s3": {"bucket": "b", "region": "r", "chunksize": [1]}}, "s3.chunksize must be a string, number or boolean"),
+        ([{"s3": {}}], "give one key"),
+    ],
+)
+def test_bad_object_storage_is_refused_naming_the_variable(store, words):
+    with pytest.raises(RegistryError) as exc:
+        storage.validate(params(object_storage=store))
+    msg = exc.value.render(role_variables())
+    assert msg.startswith("buildset_registry_object_storage: ") and words in msg
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(RegistryError, match="storage_mode: 'split' is not one of shared, separate"):
+        storage.validate(params(storage_mode="split"))
