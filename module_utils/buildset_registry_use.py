@@ -1,0 +1,232 @@
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+"""The `use` entry point in one run: check the input, plan every file each
+client family needs, write only what differs, remember what each file held
+before (STATE_FILE) so that `absent` takes back exactly what we added, and
+make a running dockerd reload its mirrors.
+
+Nothing is written before every file is planned: bad input, a daemon.json
+that is not JSON or a dockerd that could not take our mirrors fail first.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+
+from ansible.module_utils import buildset_registry_use_containerd as containerd
+from ansible.module_utils import buildset_registry_use_containers as containers
+from ansible.module_utils import buildset_registry_use_docker as docker
+from ansible.module_utils import buildset_registry_use_dockerd as dockerd
+from ansible.module_utils import buildset_registry_use_json as jsonedit
+from ansible.module_utils import buildset_registry_use_node as node
+from ansible.module_utils import buildset_registry_use_state as records
+from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry_layout import write_atomic
+from ansible.module_utils.buildset_registry_use_input import DOCKER_IO, validate
+from ansible.module_utils.buildset_registry_use_node import read, write
+
+STATE_DIR = "/var/lib/buildset-registry"
+STATE_FILE = STATE_DIR + "/use-state.json"
+HOSTS = "/etc/hosts"
+
+
+@dataclass
+class Change:
+    path: str
+    record: dict  # the file's record: new one (present) or the one taken back
+    old: bytes
+    old_mode: int
+    new: bytes
+    mode: int
+    reasons: list
+    target: records.Target = None  # None: taking back
+
+    @property
+    def changed(self):
+        return self.new != self.old or (self.new is not None and self.mode != self.old_mode)
+
+    def outcome(self):
+        kind, secret = self.record["kind"], self.record.get("secret", False)
+        if not self.changed:
+            action = "unchanged"
+        elif self.new is None:
+            action = "removed"
+        elif self.old is None:
+            action = "created"
+        else:
+            action = "restored" if self.target is None and self.new == records.original(self.record) else "updated"
+        return Outcome(
+            changed=self.changed,
+            reasons=self.reasons,
+            header=self.path,
+            before=records.masked(kind, self.old, secret),
+            after=records.masked(kind, self.new, secret),
+            data={"path": self.path, "action": action},
+        )
+
+
+def build_targets(wanted, found, home, owner, state, read=read):
+    """Every file the found client families need, as Targets."""
+    targets = []
+    if found["docker"]:
+        targets += docker.targets(wanted, home, owner)
+    if found["containers"]:
+        hub = None
+        if found["docker"] and DOCKER_IO in wanted.namespaces:
+            config, auth = docker.config_path(home), containers.auth_path(home)
+            config_record, auth_record = state["files"].get(config), state["files"].get(auth) or {}
+            before = records.original(config_record) if config_record else read(config)[0]
+            ours = [k[-1] for k, _ in auth_record.get("keys", [])]
+            hub = containers.hub_entry(before, read(auth)[0], ours)
+        targets += containers.targets(wanted, home, owner, hub)
+    if found["containerd"]:
+        targets += containerd.targets(wanted)
+    if wanted.addresses:
+        targets.append(records.Target(path=HOSTS, kind="hosts", content=wanted.addresses))
+    return targets
+
+
+def plan(targets, state, read=read):
+    """Changes bringing every target about and taking back every recorded
+    file no target names any more."""
+    changes = []
+    for target in targets:
+        old, old_mode = read(target.path)
+        record = copy.deepcopy(state["files"].get(target.path))
+        record, new, mode, reasons = records.present(target, old, old_mode, record)
+        record["secret"] = target.secret
+        changes.append(Change(target.path, record, old, old_mode, new, mode, reasons, target))
+    named = {t.path for t in targets}
+    for path, record in state["files"].items():
+        if path not in named:
+            cur, cur_mode = read(path)
+            new, mode, reasons = records.revert(path, record, cur, cur_mode)
+            changes.append(Change(path, record, cur, cur_mode, new, mode, reasons))
+    return changes
+
+
+def _reload(engine, expected, result):
+    ok, seen = dockerd.reload(engine, expected)
+    result["dockerd"].update(reloaded=True, mirrors=seen, confirmed=ok)
+    if not ok:
+        why = "its API did not answer" if seen is None else "it runs with mirrors %s, not %s" % (seen, expected)
+        result["warnings"].append("dockerd (pid %d) got SIGHUP but %s; see its log" % (engine.pid, why))
+
+
+def _write_daemon_json(change, engine, result):
+    """Write daemon.json; when our mirrors leave it, clear dockerd's first:
+    a key missing from the file leaves the running value as it was."""
+    ours = any(k == [docker.MIRRORS_KEY] for k, _ in change.record.get("keys", []))
+    if engine and ours and docker.mirrors_in(change.new) is None and dockerd.running_mirrors(engine.socket) != []:
+        interim = jsonedit.load(docker.DAEMON_JSON, change.new)
+        interim[docker.MIRRORS_KEY] = []
+        write(change.path, jsonedit.dump(interim, "  "), change.mode or 0o644)
+        _reload(engine, [], result)
+    write(change.path, change.new, change.mode)
+
+
+def _save(state):
+    if not os.path.isdir(STATE_DIR):
+        os.makedirs(STATE_DIR, 0o700)
+    write_atomic(STATE_FILE, records.dump_state(state), 0o600)
+
+
+def apply(changes, state, engine, result):
+    """Write the changes, having recorded first what it takes to take them back."""
+    keep = list(dict.fromkeys(d for c in changes if c.target is not None for d, _ in c.target.dirs))
+    made = [d for d in keep if not os.path.isdir(d)]
+    state["dirs"] += [d for d in made if d not in state["dirs"]]
+    state["files"].update({c.path: c.record for c in changes if c.target is not None})
+    if any(c.changed for c in changes) or made:
+        _save(state)
+    for change in changes:
+        if change.target is not None:
+            node.make_dirs(change.target.dirs, change.target.owner)
+        if change.path == docker.DAEMON_JSON and change.changed:
+            _write_daemon_json(change, engine, result)
+        elif change.changed:
+            write(change.path, change.new, change.mode, change.target and change.target.owner, change.path == HOSTS)
+        if change.target is None:
+            del state["files"][change.path]
+    node.remove_dirs(state, set(keep))
+    if state["files"]:
+        if any(c.changed for c in changes):
+            _save(state)
+        return
+    for remove in (lambda: os.unlink(STATE_FILE), lambda: os.rmdir(STATE_DIR)):
+        try:
+            remove()
+        except OSError:
+            pass
+
+
+def run(params, check_mode=False):
+    """Bring the node to params["state"]; return the module result.
+
+    Raises RegistryError, before changing anything when the input or a
+    file is bad.
+    """
+    present = params["state"] == "present"
+    wanted = validate(params["registry"], params["namespaces"]) if present else None
+    home = params.get("home") or node.default_home()
+    if present and not os.path.isdir(home):
+        raise RegistryError(
+            "home",
+            "{home}: %s is not a directory; give the home of the user whose docker and containers credentials to set",
+            home,
+        )
+    owner = None
+    if present:
+        st = os.stat(home)
+        owner = (st.st_uid, st.st_gid)
+    state = records.load_state(read(STATE_FILE)[0], STATE_FILE)
+    found = node.families()
+    changes = plan(build_targets(wanted, found, home, owner, state) if present else [], state)
+    daemon = next((c for c in changes if c.path == docker.DAEMON_JSON), None)
+    want = docker.mirror_urls(wanted.mirrors) if daemon and daemon.target else None
+    engine = dockerd.find() if daemon else None
+    result = {
+        "changed": False,
+        "state": params["state"],
+        "home": home,
+        "clients": found,
+        "state_file": STATE_FILE,
+        "dockerd": {"pid": engine.pid if engine else None, "reloaded": False, "mirrors": None},
+        "warnings": [],
+    }
+    if engine and engine.mirror_flag and want:
+        raise RegistryError(
+            None,
+            "dockerd (pid %d) was started with --registry-mirror: with registry-mirrors in "
+            "%s as well it would refuse to start again. Remove the flag from its command line "
+            "(or let it read its mirrors from the file) and run again. Nothing was changed.",
+            engine.pid,
+            docker.DAEMON_JSON,
+        )
+    if engine and engine.config_file != docker.DAEMON_JSON:
+        result["warnings"].append(
+            "dockerd (pid %d) reads %s, not %s: its mirrors were left as they were"
+            % (engine.pid, engine.config_file, docker.DAEMON_JSON)
+        )
+        engine = None
+    outcomes = [c.outcome() for c in changes]
+    result["files"] = [o.report() for o in outcomes]
+    result["diff"] = [o.diff() for o in outcomes if o.changed]
+    result["changed"] = any(o.changed for o in outcomes)
+    running = dockerd.running_mirrors(engine.socket) if engine and want else None
+    reload = engine is not None and (daemon.changed or bool(want) and not dockerd.same(running, want))
+    if daemon and daemon.changed and engine is None:
+        result["dockerd"]["message"] = "no running dockerd reads %s: it takes the file when it starts" % (
+            docker.DAEMON_JSON
+        )
+    if check_mode:
+        result["dockerd"]["reloaded"] = reload
+        result["changed"] |= reload
+        return result
+    apply(changes, state, engine, result)
+    if reload:
+        _reload(engine, want or docker.mirrors_in(daemon.new), result)
+        result["changed"] = True
+    return result

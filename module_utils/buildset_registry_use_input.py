@@ -1,0 +1,190 @@
+# Copyright: run-buildset-registry developers
+# Apache License 2.0 (see galaxy.yml)
+"""The input of the `use` entry point: checked, and turned into what every
+client family needs (endpoints, mirrors, credentials, namespaces, names).
+
+Pure: validate() raises RegistryError naming the option; the use module
+reports the role variable (VARIABLES) instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from ansible.module_utils.buildset_registry_errors import RegistryError, known_options
+
+# Module option -> role variable.
+VARIABLES = {
+    "registry": "buildset_registry",
+    "namespaces": "buildset_registry_namespaces",
+    "state": "buildset_registry_state",
+    "home": "buildset_registry_use_home",
+}
+known_options(VARIABLES)
+
+REQUIRED_KEYS = ("host", "port", "push_host", "push_port", "username", "password", "cert", "mirrors")
+DOCKER_IO = "docker.io"
+# Other spellings of Docker Hub; clients file them under docker.io.
+DOCKER_IO_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(r"^%s(?:\.%s)*$" % (_LABEL, _LABEL))
+
+
+@dataclass
+class Wanted:
+    """What the node should use, derived from valid input."""
+
+    endpoints: list  # host:port of every endpoint, push first
+    push: str  # host:port of the push endpoint
+    mirrors: list  # host:port in pull order
+    cert: str
+    auth: str  # base64 of username:password, as docker's config.json holds it
+    namespaces: list = field(default_factory=list)
+    addresses: dict = field(default_factory=dict)  # host name -> IP address for /etc/hosts
+
+    def push_path(self, namespace):
+        """The push endpoint's repository prefix that shadows namespace
+        (a port's colon is not allowed in a repository name: '_' instead)."""
+        return "%s/%s" % (self.push, namespace.replace(":", "_"))
+
+
+def _host_error(value):
+    """Why value is not a host a client accepts in an image reference, or None."""
+    if not isinstance(value, str) or not value:
+        return "is empty or not a string"
+    try:
+        addr = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        addr = None
+    if addr is not None:
+        if addr.version == 6:
+            return (
+                "is an IPv6 address, which docker, skopeo and podman reject in image references; "
+                "give a host name and map it with the key addresses ({name: address})"
+            )
+        return None
+    if len(value) > 253 or not _HOST.match(value.lower()) or value.split(".")[-1].isdigit():
+        return "is not a DNS name or IPv4 address"
+    return None
+
+
+def _port(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 0 < value < 65536 else None
+
+
+def _endpoint(value):
+    """(host, port) of a "host:port" string, or None."""
+    if not isinstance(value, str) or ":" not in value:
+        return None
+    host, port = value.rsplit(":", 1)
+    return (host, _port(port)) if _host_error(host) is None and _port(port) else None
+
+
+def check_namespaces(namespaces):
+    """Refuse a namespace that is not a registry host name, or one given twice."""
+    if not isinstance(namespaces, list):
+        raise RegistryError("namespaces", "{namespaces}: %r is not a list of registry host names", namespaces)
+    seen = set()
+    for ns in namespaces:
+        why = None
+        if not isinstance(ns, str) or not ns:
+            why = "is not a registry host name"
+        elif "://" in ns:
+            why = "has a scheme; give the host name alone"
+        elif "/" in ns:
+            why = "has a path; give the registry's host name alone (the buildset shadows whole registries)"
+        elif ns != ns.lower():
+            why = "has upper-case letters; registry host names are lowercase here"
+        elif ns in DOCKER_IO_ALIASES:
+            why = "names Docker Hub by another name; write docker.io"
+        else:
+            host, _, port = ns.partition(":")
+            if (
+                _host_error(host) is not None
+                or (port and not _port(port))
+                or ("." not in host and not port and host != "localhost")
+            ):
+                why = (
+                    "is not a registry host name such as quay.io, ghcr.io or registry.example.com:5000 "
+                    "(a DNS name with a dot, or with a port)"
+                )
+        if why:
+            raise RegistryError("namespaces", "{namespaces}: %r %s", ns, why)
+        if ns in seen:
+            raise RegistryError("namespaces", "{namespaces}: %r is given twice; list each registry once", ns)
+        seen.add(ns)
+
+
+def validate(registry, namespaces):
+    """Check the fact and the namespaces; return a Wanted. Changes nothing."""
+    if not isinstance(registry, dict) or not registry:
+        raise RegistryError(
+            "registry",
+            "{registry} is not set: set it to the fact the main entry point of run-buildset-registry "
+            "returns (or that a parent job returned), with keys %s",
+            ", ".join(REQUIRED_KEYS),
+        )
+    missing = [key for key in REQUIRED_KEYS if registry.get(key) in (None, "", [])]
+    if missing:
+        raise RegistryError(
+            "registry", "{registry} lacks %s: pass the whole fact the main entry point returns", ", ".join(missing)
+        )
+    for key in ("host", "push_host"):
+        why = _host_error(registry[key])
+        if why:
+            raise RegistryError("registry", "{registry}.%s: %r %s", key, registry[key], why)
+    for key in ("port", "push_port"):
+        if not _port(registry[key]):
+            raise RegistryError("registry", "{registry}.%s: %r is not a port (1 to 65535)", key, registry[key])
+    user, password = registry["username"], registry["password"]
+    if not isinstance(user, str) or ":" in user or not isinstance(password, str):
+        raise RegistryError("registry", "{registry}.username must be a string without a colon, and password a string")
+    if "-----BEGIN CERTIFICATE-----" not in str(registry["cert"]):
+        raise RegistryError("registry", "{registry}.cert is not a PEM certificate")
+    push = "%s:%d" % (registry["push_host"], _port(registry["push_port"]))
+    proxy = "%s:%d" % (registry["host"], _port(registry["port"]))
+    endpoints = list(dict.fromkeys([push, proxy]))
+    mirrors = registry["mirrors"]
+    if not isinstance(mirrors, list) or not all(_endpoint(m) for m in mirrors):
+        raise RegistryError("registry", "{registry}.mirrors: %r is not a list of host:port strings", mirrors)
+    strange = [m for m in mirrors if m not in endpoints]
+    if strange or len(set(mirrors)) != len(mirrors):
+        raise RegistryError(
+            "registry",
+            "{registry}.mirrors: %r must list endpoints of this registry (%s), each once",
+            mirrors,
+            ", ".join(endpoints),
+        )
+    addresses = registry.get("addresses") or {}
+    if not isinstance(addresses, dict):
+        raise RegistryError("registry", "{registry}.addresses: %r is not a dict of host name -> IP address", addresses)
+    for name, address in addresses.items():
+        try:
+            ipaddress.ip_address(address)
+        except (TypeError, ValueError):
+            raise RegistryError(
+                "registry", "{registry}.addresses: %r is not an IP address (for %s)", address, name
+            ) from None
+        if _host_error(name) is not None or not re.search("[a-z]", str(name).lower()):
+            raise RegistryError("registry", "{registry}.addresses: %r is not a host name", name)
+    check_namespaces(namespaces)
+    for ns in set(namespaces) & set(endpoints):
+        raise RegistryError("namespaces", "{namespaces}: %r is the buildset registry itself; leave it out", ns)
+    auth = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return Wanted(
+        endpoints=endpoints,
+        push=push,
+        mirrors=list(mirrors),
+        cert=str(registry["cert"]),
+        auth=auth,
+        namespaces=list(namespaces),
+        addresses=dict(addresses),
+    )
