@@ -1,0 +1,293 @@
+"""The use entry point with real clients: after it, the docker CLI and
+engine, skopeo, podman and ctr pull through the buildset registry with no
+flags of their own, pushed images first; a re-run changes nothing; absent
+puts every file back byte for byte; bad input changes nothing.
+
+The registry runs in storage mode separate with a stand-in upstream of its
+own; every change to this machine's configuration is put back after each
+test (use_fixtures.Snapshot), and Docker Hub's and quay.io's names point
+at loopback meanwhile (use_fixtures.hub_guard).
+"""
+
+import base64
+import json
+import os
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+from clients import Clients, make_image, pulled_matches, sha256
+from conftest import docker
+from use_fixtures import (
+    DAEMON_JSON,
+    HOME,
+    HOSTS,
+    STATE_FILE,
+    Snapshot,
+    apply_use,
+    apply_use_ok,
+    ctr_cleanup,
+    ctr_pull_digest,
+    docker_pull_digest,
+    hub_guard,  # noqa: F401  (fixture)
+    make_use_registry,
+    rmtree,
+    running_mirrors,
+    snapshot,  # noqa: F401  (fixture)
+    start_upstream,
+    watched_paths,
+)
+
+UPSTREAM_ONLY, SHADOWED = "library/use-upstream:1", "library/use-shadowed:1"
+QUAY = "quay.io/use/img:1"
+
+
+def skopeo(*args, timeout=120):
+    proc = subprocess.run(["skopeo", *args], capture_output=True, timeout=timeout)
+    proc.output = (proc.stdout + proc.stderr).decode(errors="replace")
+    return proc
+
+
+def manifest_digest(*args):
+    proc = skopeo("inspect", "--raw", *args)
+    assert proc.returncode == 0, proc.output
+    return sha256(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def buildset(tmp_path_factory):
+    """A registry (separate storage) whose push endpoint holds an image that
+    shadows an upstream one and one for quay.io; the upstream also has an
+    image nobody pushed."""
+    tmp = tmp_path_factory.mktemp("use")
+    upstream = start_upstream(UPSTREAM_ONLY, SHADOWED)
+    reg = make_use_registry(tmp, upstream["url"])
+    try:
+        _, facts = reg.apply_ok()
+        assert facts["mirrors"] == ["localhost:%d" % facts["push_port"], "localhost:%d" % facts["port"]]
+        clients = Clients(facts, tmp)
+        shadow, quay = make_image(tmp / "shadow", label="use-shadow"), make_image(tmp / "quay", label="use-quay")
+        for image, ref in ((shadow, SHADOWED), (quay, QUAY)):
+            proc = clients.push(image, "push", ref)
+            assert proc.returncode == 0, proc.stderr
+        yield SimpleNamespace(
+            tmp=tmp,
+            facts=facts,
+            reg=reg,
+            shadow=shadow,
+            quay=quay,
+            push="localhost:%d" % facts["push_port"],
+            proxy="localhost:%d" % facts["port"],
+            upstream_digest=manifest_digest(
+                "--tls-verify=false", "docker://127.0.0.1:%d/%s" % (upstream["port"], UPSTREAM_ONLY)
+            ),
+            upstream_shadowed=manifest_digest(
+                "--tls-verify=false", "docker://127.0.0.1:%d/%s" % (upstream["port"], SHADOWED)
+            ),
+        )
+    finally:
+        reg.remove()
+        docker("rm", "-f", upstream["name"], check=False)
+        rmtree(tmp / "root")
+
+
+@pytest.fixture(scope="class")
+def used(buildset, hub_guard):  # noqa: F811
+    """use applied once for TestClients, taken back after it."""
+    snap = Snapshot(watched_paths([buildset.facts]))
+    try:
+        buildset.first = apply_use_ok(buildset.tmp, buildset.facts)
+        yield buildset
+    finally:
+        snap.restore()
+        ctr_cleanup()
+
+
+class TestClients:
+    """One application of use, read by every client."""
+
+    def test_first_run_changes_and_a_rerun_changes_nothing(self, used):
+        assert used.first.result["changed"] is True
+        assert {f["path"]: f["action"] for f in used.first.result["files"]}[str(DAEMON_JSON)] in ("created", "updated")
+        again = apply_use_ok(used.tmp, used.facts)
+        assert again.result["changed"] is False, [f for f in again.result["files"] if f["changed"]]
+        assert "changed=0" in again.output
+
+    def test_dockerd_runs_with_the_mirrors_in_order(self, used):
+        assert running_mirrors() == ["https://" + used.push, "https://" + used.proxy]
+        assert used.first.result["dockerd"]["reloaded"] is True
+        assert used.first.result["dockerd"]["confirmed"] is True
+
+    def test_docker_pulls_pushed_images_first_and_the_rest_from_upstream(self, used):
+        assert docker_pull_digest(SHADOWED) == [used.shadow.digest]
+        assert used.shadow.digest != used.upstream_shadowed
+        assert docker_pull_digest("docker.io/" + UPSTREAM_ONLY) == [used.upstream_digest]
+
+    def test_skopeo_copies_with_no_flags_of_its_own(self, used, tmp_path):
+        proc = skopeo("copy", "docker://docker.io/" + SHADOWED, "dir:%s" % (tmp_path / "s"))
+        assert proc.returncode == 0, proc.output
+        assert pulled_matches(tmp_path / "s", used.shadow) == []
+        proc = skopeo("copy", "docker://" + QUAY, "dir:%s" % (tmp_path / "q"))
+        assert proc.returncode == 0, proc.output
+        assert pulled_matches(tmp_path / "q", used.quay) == []
+        proc = skopeo("copy", "docker://docker.io/" + UPSTREAM_ONLY, "dir:%s" % (tmp_path / "u"))
+        assert proc.returncode == 0, proc.output
+        assert sha256((tmp_path / "u" / "manifest.json").read_bytes()) == used.upstream_digest
+
+    def test_ctr_pulls_with_the_hosts_dir(self, used):
+        assert ctr_pull_digest("docker.io/" + SHADOWED) == used.shadow.digest
+        assert ctr_pull_digest(QUAY) == used.quay.digest
+        assert ctr_pull_digest("docker.io/" + UPSTREAM_ONLY) == used.upstream_digest
+        # Each endpoint directly, with the cert and credentials use wrote.
+        assert ctr_pull_digest("%s/%s" % (used.push, QUAY)) == used.quay.digest
+
+    def test_podman_pulls_pushed_images_first(self, used, tmp_path):
+        conf = tmp_path / "containers.conf"
+        conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+        env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+        def podman(*args):
+            return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, timeout=120)
+
+        try:
+            for ref, digest in (("docker.io/" + SHADOWED, used.shadow.digest), (QUAY, used.quay.digest)):
+                proc = podman("pull", "-q", ref)
+                assert proc.returncode == 0, proc.stderr
+                assert podman("image", "inspect", "-f", "{{.Digest}}", ref).stdout.strip() == digest
+        finally:
+            podman("rmi", "-f", "docker.io/" + SHADOWED, QUAY)
+
+    def test_docker_hub_never_gets_the_buildset_credentials_from_containers_image(self, used):
+        # containers-image reads docker's config.json too, where the
+        # buildset's credentials sit under Docker Hub's key for the engine.
+        # auth.json is read first and has a docker.io entry of its own.
+        ref = "docker.io/library/use-nowhere"
+        proc = skopeo("--debug", "inspect", "--raw", "docker://%s:1" % ref, timeout=60)
+        assert proc.returncode != 0  # nobody has it; the fallback meets the guard
+        auth_json = HOME / ".config" / "containers" / "auth.json"
+        assert (
+            "Found credentials for %s in credential helper containers-auth.json in file %s" % (ref, auth_json)
+            in proc.output
+        )
+        assert (
+            "Found credentials for %s/%s in credential helper containers-auth.json in file %s"
+            % (used.push, ref.split("/", 1)[1], auth_json)
+            in proc.output
+        )
+        entry = json.loads(auth_json.read_text())["auths"]["docker.io"]
+        user, _, _ = base64.b64decode(entry["auth"]).decode().partition(":")
+        assert user == ""  # an anonymous token request: no user, no password sent
+        assert used.facts["password"] not in proc.output
+
+    def test_files_with_credentials_are_0600(self, used):
+        for path in (
+            HOME / ".docker" / "config.json",
+            HOME / ".config" / "containers" / "auth.json",
+            STATE_FILE,
+            "/etc/containerd/certs.d/docker.io/hosts.toml",
+            "/etc/containerd/certs.d/%s/hosts.toml" % used.push,
+        ):
+            assert os.stat(path).st_mode & 0o777 == 0o600, path
+
+
+def test_absent_puts_every_file_back_byte_for_byte(buildset, snapshot, tmp_path):  # noqa: F811
+    snapshot(buildset.facts)
+    # A node with configuration of its own.
+    DAEMON_JSON.write_text('{\n  "log-level": "info"\n}')
+    (HOME / ".docker").mkdir(exist_ok=True)
+    config = HOME / ".docker" / "config.json"
+    config.write_text(
+        json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": "bWU6bWluZQ=="}}, "psFormat": "table"}, indent=4)
+    )
+    os.chmod(config, 0o600)
+    before = Snapshot(watched_paths([buildset.facts]))
+    present = apply_use_ok(tmp_path, buildset.facts)
+    assert present.result["changed"]
+    assert before.differences()
+    # The user's own Docker Hub credentials are what containers-image uses for docker.io.
+    auth = json.loads((HOME / ".config" / "containers" / "auth.json").read_text())
+    assert auth["auths"]["docker.io"] == {"auth": "bWU6bWluZQ=="}
+    absent = apply_use_ok(tmp_path, buildset.facts, extra_vars={"buildset_registry_state": "absent"})
+    assert absent.result["changed"]
+    assert before.differences() == []
+    assert running_mirrors() == before.mirrors == []
+    again = apply_use_ok(tmp_path, buildset.facts, extra_vars={"buildset_registry_state": "absent"})
+    assert again.result["changed"] is False
+
+
+def test_absent_keeps_what_the_user_changed_meanwhile(buildset, snapshot, tmp_path):  # noqa: F811
+    snapshot(buildset.facts)
+    before = Snapshot(watched_paths([buildset.facts]))
+    apply_use_ok(tmp_path, buildset.facts)
+    daemon = json.loads(DAEMON_JSON.read_text())
+    DAEMON_JSON.write_text(json.dumps(dict(daemon, **{"log-level": "info"})))
+    apply_use_ok(tmp_path, buildset.facts, extra_vars={"buildset_registry_state": "absent"})
+    assert json.loads(DAEMON_JSON.read_text()) == {"log-level": "info"}
+    assert before.differences() == [str(DAEMON_JSON)]
+    assert running_mirrors() == []
+
+
+@pytest.mark.parametrize(
+    "how, words",
+    [
+        (dict(omit_fact=True), "buildset_registry is not set"),
+        (dict(namespaces=["https://quay.io"]), "buildset_registry_namespaces: 'https://quay.io' has a scheme"),
+        (dict(namespaces=["quay.io", "quay.io"]), "buildset_registry_namespaces: 'quay.io' is given twice"),
+        (dict(facts_over={"mirrors": None}), "buildset_registry lacks mirrors"),
+        (dict(facts_over={"host": "::1"}), "IPv6 address"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(buildset, snapshot, tmp_path, how, words):  # noqa: F811
+    snap = snapshot(buildset.facts)
+    facts = dict(buildset.facts, **how.pop("facts_over", {}))
+    proc = apply_use(tmp_path, facts, **how)
+    assert proc.returncode != 0
+    assert words in proc.output
+    assert buildset.facts["password"] not in proc.output
+    assert snap.differences() == []
+
+
+def test_a_daemon_json_that_is_not_json_is_refused_naming_it(buildset, snapshot, tmp_path):  # noqa: F811
+    snapshot(buildset.facts)
+    DAEMON_JSON.write_text("{not json")
+    before = Snapshot(watched_paths([buildset.facts]))
+    proc = apply_use(tmp_path, buildset.facts)
+    assert proc.returncode != 0
+    assert "/etc/docker/daemon.json is not valid JSON" in proc.output
+    assert before.differences() == []
+
+
+def test_check_mode_writes_nothing_and_the_diff_masks_credentials(buildset, snapshot, tmp_path):  # noqa: F811
+    snap = snapshot(buildset.facts)
+    proc = apply_use(tmp_path, buildset.facts, check=True, diff=True)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert "registry-mirrors" in proc.output and "[[registry.mirror]]" in proc.output
+    auth = base64.b64encode(("%s:%s" % (buildset.facts["username"], buildset.facts["password"])).encode()).decode()
+    assert buildset.facts["password"] not in proc.output and auth not in proc.output
+    assert snap.differences() == []
+
+
+def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tmp_path):  # noqa: F811
+    reg = make_use_registry(
+        tmp_path, buildset.reg.vars["buildset_registry_proxy_remote_url"], buildset_registry_host="::1"
+    )
+    try:
+        _, facts = reg.apply_ok()
+        name = facts["host"]
+        assert facts["addresses"] == {name: "::1"}
+        snapshot(facts)
+        before = Snapshot(watched_paths([facts]))
+        apply_use_ok(tmp_path, facts)
+        assert b"::1 %s  # buildset-registry\n" % name.encode() in HOSTS.read_bytes()
+        image = make_image(tmp_path / "v6", label="use-v6")
+        # use set up trust and credentials: skopeo needs nothing more.
+        proc = skopeo("copy", "dir:%s" % image.path, "docker://%s:%d/library/use-v6:1" % (name, facts["push_port"]))
+        assert proc.returncode == 0, proc.output
+        assert docker_pull_digest("library/use-v6:1") == [image.digest]
+        assert ctr_pull_digest("docker.io/library/use-v6:1") == image.digest
+        apply_use_ok(tmp_path, facts, extra_vars={"buildset_registry_state": "absent"})
+        assert before.differences() == []
+    finally:
+        reg.remove()
+        rmtree(tmp_path / "root")
+        ctr_cleanup()
