@@ -187,9 +187,11 @@ def _present(engine, params, pre, check_mode, outcome):
         write_file(paths["served_state"], new_served, PRIVATE)
 
     def fail(item, what, last):
-        return failure(
-            item.name, item.kind, item.port, what, engine.logs(item.id), params["proxy_remote_url"], paths, last
-        )
+        logs = engine.logs(item.id)
+        # Else it crash-loops under its restart policy until the next run
+        # (Podman restarts it about ten times a second).
+        engine.remove(item.id)
+        return failure(item.name, item.kind, item.port, what, logs, params["proxy_remote_url"], paths, last)
 
     waited = wait_ready(engine, started, paths["cert"], params["wait_timeout"], fail)
     outcome.data["ready_seconds"] = round(waited, 3)

@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import socket
+import time
 
 from ansible.module_utils.buildset_registry_errors import RegistryError
 from ansible.module_utils.buildset_registry_spec import PORT_LABEL, SPEC_LABEL, create_args, host_config_args
@@ -30,6 +31,7 @@ DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 CONNECT_TIMEOUT = 5
 API_TIMEOUT = 120
 LOG_LINES = 200
+REMOVE_ATTEMPTS = 30
 
 
 def docker_url(environ=None):
@@ -134,7 +136,8 @@ class Engine:
 
     def find(self, names):
         """name -> {"id", "status", "spec_hash", "port"} for those of names that exist (one API call)."""
-        patterns = ["^/%s$" % re.escape(name) for name in names]
+        # Docker matches the name with its leading slash, Podman without.
+        patterns = ["^/?%s$" % re.escape(name) for name in names]
         found = {}
         for summary in self.client.containers(all=True, filters={"name": patterns}):
             for full in summary.get("Names") or []:
@@ -156,8 +159,26 @@ class Engine:
     def restart(self, container_id):
         self.client.restart(container_id, timeout=10)
 
-    def remove(self, container_id):
-        self.client.remove_container(container_id, force=True, v=True)
+    def remove(self, container_id, attempts=REMOVE_ATTEMPTS):
+        """Remove a container, and make sure it is gone.
+
+        Podman 4.3 fails a forced removal of a crash-looping container now
+        and then (500, "container state improper") and may restart one it
+        just stopped; it gives in on a retry.
+        """
+        for attempt in range(attempts):
+            try:
+                self.client.remove_container(container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as e:
+                if e.status_code != 500 or attempt == attempts - 1:
+                    raise
+            try:
+                self.client.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return
+            time.sleep(0.1)
 
     def state(self, container_id):
         """(status, restart count, exit code) of a container."""

@@ -24,6 +24,7 @@ class FakeClient:
         self.pull_messages = pull_messages or []
         self.calls = []
         self.states = {}
+        self.removed = set()
 
     def inspect_image(self, image):
         self.calls.append(("inspect_image", image))
@@ -60,8 +61,11 @@ class FakeClient:
     def remove_container(self, cid, force, v):
         assert force and v
         self.calls.append(("remove", cid))
+        self.removed.add(cid)
 
     def inspect_container(self, cid):
+        if cid in self.removed:
+            raise docker.errors.NotFound("no such container: %s" % cid)
         status, restarts, code = self.states.get(cid, ("running", 0, 0))
         return {"State": {"Status": status, "ExitCode": code}, "RestartCount": restarts}
 
@@ -86,7 +90,10 @@ def params(tmp_path, **over):
         proxy_container="buildset_proxy",
         push_container="buildset_registry",
         state="present",
-        wait_timeout=5, storage_mode="shared", object_storage={}, http_secret="",
+        wait_timeout=5,
+        storage_mode="shared",
+        object_storage={},
+        http_secret="",
         docker_host=None,
     )
     base.update(over)
@@ -122,7 +129,7 @@ def test_find_matches_whole_names_and_reads_labels():
         ]
     )
     found = Engine(client, "unix://x").find(["buildset_proxy", "buildset_registry"])
-    assert client.calls == [("containers", ("^/buildset_proxy$", "^/buildset_registry$"))]
+    assert client.calls == [("containers", ("^/?buildset_proxy$", "^/?buildset_registry$"))]
     assert found == {
         "buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "h", "port": 5000},
         "buildset_registry": {"id": "c3", "status": "exited", "spec_hash": None, "port": None},
@@ -193,3 +200,20 @@ def test_apply_removes_a_recreated_container_before_creating_and_restarts_a_kept
     ]
     assert [(s.kind, s.id, s.restarts) for s in started] == [("proxy", "new-buildset_proxy", 0), ("push", "c2", None)]
     assert client.created["labels"][SPEC_LABEL] == plan["proxy"].hash
+
+
+def test_remove_retries_podmans_state_improper_until_the_container_is_gone():
+    class Flaky(FakeClient):
+        failures = 2
+
+        def remove_container(self, cid, force, v):
+            if self.failures:
+                self.failures -= 1
+                raise docker.errors.APIError(
+                    "500: container state improper", response=type("R", (), {"status_code": 500})()
+                )
+            super().remove_container(cid, force, v)
+
+    client = Flaky()
+    Engine(client, "unix://x").remove("c1")
+    assert client.failures == 0 and client.removed == {"c1"}
