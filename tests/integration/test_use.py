@@ -291,3 +291,25 @@ def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tm
         reg.remove()
         rmtree(tmp_path / "root")
         ctr_cleanup()
+
+
+def test_shared_mode_pulls_everything_through_the_proxy(shared_registry, snapshot, tmp_path):  # noqa: F811
+    facts = shared_registry.facts
+    assert facts["mirrors"] == ["%s:%d" % (facts["host"], facts["port"])]
+    image = make_image(tmp_path / "shared", label="use-shared")
+    ref = "library/use-shared-%s:1" % os.urandom(3).hex()
+    proc = Clients(facts, tmp_path).push(image, "push", ref)
+    assert proc.returncode == 0, proc.stderr
+    snap = snapshot(facts)
+    apply_use_ok(tmp_path, facts)
+    try:
+        assert running_mirrors() == ["https://%s:%d" % (facts["host"], facts["port"])]
+        assert docker_pull_digest(ref) == [image.digest]
+        assert ctr_pull_digest("docker.io/" + ref) == image.digest
+        proc = skopeo("copy", "docker://docker.io/" + ref, "dir:%s" % (tmp_path / "s"))
+        assert proc.returncode == 0, proc.output
+        assert pulled_matches(tmp_path / "s", image) == []
+    finally:
+        ctr_cleanup()
+    apply_use_ok(tmp_path, facts, extra_vars={"buildset_registry_state": "absent"})
+    assert snap.differences() == []

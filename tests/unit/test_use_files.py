@@ -271,3 +271,16 @@ def test_hosts_keeps_lines_added_after_ours_and_replaces_a_changed_address():
     moved, _ = hosts.apply(new, {NAME: "fd00::1"}, record)
     assert moved == b"127.0.0.1 localhost\n10.0.0.1 other\nfd00::1 %s  # buildset-registry\n" % NAME.encode()
     assert hosts.revert(moved, record)[0] == b"127.0.0.1 localhost\n10.0.0.1 other\n"
+
+
+# --- dockerd's command line ---------------------------------------------------------
+
+
+def test_dockerd_flags_are_read_in_both_spellings():
+    from ansible.module_utils import buildset_registry_use_dockerd as dockerd
+
+    args = ["dockerd", "--config-file=/srv/daemon.json", "-H", "unix:///run/d.sock", "--registry-mirror", "https://m"]
+    assert dockerd._flag(args, "--config-file") == ["/srv/daemon.json"]
+    assert dockerd._flag(args, "-H", "--host") == ["unix:///run/d.sock"]
+    assert dockerd._flag(args, "--registry-mirror") == ["https://m"]
+    assert dockerd.same(["https://a:1/"], ["https://a:1"]) and not dockerd.same(None, [])
