@@ -3,6 +3,12 @@ against the real Docker engine and real registry:2 containers.
 
 Each test gets its own root, ports and container names (prefix `it_`), so
 tests never meet each other or a registry a user runs here.
+
+Engines: the fixtures `registry`, `make_registry` and `shared_registry` run
+the role against Docker's engine (the role's default). `any_engine` is
+parametrized over Docker and Podman (a Podman service started by
+scripts/podman-service), and `engine_registry` is a registry run by that
+engine (`buildset_registry_docker_host` set to the engine's socket).
 """
 
 import itertools
@@ -14,6 +20,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -30,9 +37,49 @@ _ports = itertools.islice(itertools.cycle(_PORT_PAIRS), random.randrange(len(_PO
 
 from ansible.module_utils.buildset_registry_layout import layout  # noqa: E402  (tests/conftest.py)
 
+PODMAN_SOCKET = "unix:///run/buildset-podman/podman.sock"
+# name -> the engine's API socket (buildset_registry_docker_host) and its CLI.
+ENGINES = {
+    "docker": {"name": "docker", "docker_host": "unix:///var/run/docker.sock", "cli": "docker"},
+    "podman": {"name": "podman", "docker_host": PODMAN_SOCKET, "cli": "podman"},
+}
+# Podman 4.3: `podman rm -f` races with restart=always restarts (see
+# scripts/podman-service); retry until the container is gone.
+REMOVE_ATTEMPTS = 30
+
 
 def docker(*args, check=True, **kw):
     return subprocess.run(["docker", *args], check=check, capture_output=True, text=True, **kw)
+
+
+def engine_cli(engine, *args, check=False, **kw):
+    """The engine's CLI (docker or podman); never raises unless check."""
+    proc = subprocess.run([engine["cli"], *args], check=check, capture_output=True, text=True, **kw)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def engine_container_id(engine, name):
+    """The ID of the engine's container name, or None."""
+    out = engine_cli(engine, "inspect", "--type", "container", "-f", "{{.Id}}", name)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def engine_remove(engine, *names):
+    """Remove the engine's containers names (and their anonymous volumes);
+    with Podman, retried until they are really gone."""
+    if engine["cli"] == "docker":
+        docker("rm", "-f", *names, check=False)
+        return
+    left = list(names)
+    for _ in range(REMOVE_ATTEMPTS):
+        engine_cli(engine, "rm", "-f", "-v", *left)
+        left = [name for name in left if engine_container_id(engine, name)]
+        if not left:
+            return
+        time.sleep(0.5)
+    # A name may stay taken in podman's storage (see /work/shared/MACHINE.md).
+    engine_cli(engine, "rm", "--storage", *left)
 
 
 def pytest_configure(config):
@@ -116,10 +163,49 @@ def _ensure_upstream(name):
     )
 
 
-class Registry:
-    """One instance of the role under test: its variables and how to apply it."""
+class _Engines:
+    """The engines the session has prepared: engines.get("podman") starts the
+    Podman service and gives it the registry image on first use (skips the
+    test when podman is not installed)."""
 
-    def __init__(self, tmp_path, upstream_url):
+    def __init__(self):
+        self.ready = {"docker": ENGINES["docker"]}
+
+    def get(self, name):
+        if name not in self.ready:
+            self.ready[name] = self._prepare(ENGINES[name])
+        return self.ready[name]
+
+    @staticmethod
+    def _prepare(engine):
+        if shutil.which(engine["cli"]) is None:
+            pytest.skip(f"{engine['cli']} is not installed (`scripts/podman-service install` installs it)")
+        for cmd in (
+            [os.path.join(SCRIPTS, "podman-service"), "start", engine["docker_host"]],
+            [os.path.join(SCRIPTS, "provide-registry-image"), "--podman", engine["docker_host"]],
+        ):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}"
+        return engine
+
+
+@pytest.fixture(scope="session")
+def engines():
+    return _Engines()
+
+
+@pytest.fixture(params=list(ENGINES))
+def any_engine(request, engines):
+    """Each engine in turn: {"name", "docker_host", "cli"}."""
+    return engines.get(request.param)
+
+
+class Registry:
+    """One instance of the role under test: its variables and how to apply it.
+    engine None: Docker's engine, the role's default (no
+    buildset_registry_docker_host given)."""
+
+    def __init__(self, tmp_path, upstream_url, engine=None):
         tag = uuid.uuid4().hex[:6]
         port = allocate_port()
         self.tmp_path = tmp_path
@@ -132,6 +218,9 @@ class Registry:
             "buildset_registry_push_container": f"it_push_{tag}",
             "buildset_registry_proxy_remote_url": upstream_url,
         }
+        self.engine = engine or ENGINES["docker"]
+        if engine is not None:
+            self.vars["buildset_registry_docker_host"] = engine["docker_host"]
         self.paths = layout(self.vars["buildset_registry_root"])
 
     @property
@@ -210,19 +299,33 @@ class Registry:
         """Container name -> ID of those of our two containers that exist."""
         ids = {}
         for name in self.containers:
-            out = docker("inspect", "-f", "{{.Id}}", name, check=False)
-            if out.returncode == 0:
-                ids[name] = out.stdout.strip()
+            if self.engine["cli"] == "docker":
+                out = docker("inspect", "-f", "{{.Id}}", name, check=False)
+                found = out.stdout.strip() if out.returncode == 0 else None
+            else:
+                found = engine_container_id(self.engine, name)
+            if found:
+                ids[name] = found
         return ids
 
     def remove(self):
-        docker("rm", "-f", *self.containers, check=False)
+        engine_remove(self.engine, *self.containers)
 
 
 @pytest.fixture
 def registry(tmp_path, upstream):
     upstream["ensure"]()
     reg = Registry(tmp_path, upstream["url"])
+    yield reg
+    reg.remove()
+    shutil.rmtree(tmp_path / "root", ignore_errors=True)
+
+
+@pytest.fixture
+def engine_registry(tmp_path, upstream, any_engine):
+    """A registry run by any_engine (each engine in turn)."""
+    upstream["ensure"]()
+    reg = Registry(tmp_path, upstream["url"], engine=any_engine)
     yield reg
     reg.remove()
     shutil.rmtree(tmp_path / "root", ignore_errors=True)
