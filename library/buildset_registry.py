@@ -213,12 +213,18 @@ image_id:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.buildset_registry_engine import docker
 from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_options import return_secrets, role_spec, role_variables
+from ansible.module_utils.buildset_registry_options import (
+    mask_store_secrets,
+    return_secrets,
+    role_spec,
+    role_variables,
+)
 from ansible.module_utils.buildset_registry_role import run
 
 
 def main():
     module = AnsibleModule(argument_spec=role_spec(), supports_check_mode=True)
+    mask_store_secrets(module)
     result = dict(changed=False, containers={})
     if docker is None:
         module.fail_json(msg=missing_required_lib("docker"), **result)

@@ -198,7 +198,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.buildset_registry_containers import run
 from ansible.module_utils.buildset_registry_engine import docker
 from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry_options import part_spec
+from ansible.module_utils.buildset_registry_options import mask_store_secrets, part_spec
 
 
 def main():
@@ -207,6 +207,7 @@ def main():
         required_if=[("state", "present", ["proxy_remote_url"])],
         supports_check_mode=True,
     )
+    mask_store_secrets(module)
     outcome = Outcome(header="containers", data={"containers": {}})
     if docker is None:
         module.fail_json(msg=missing_required_lib("docker"), **outcome.report())

@@ -12,7 +12,9 @@ the role's module calls the same steps between its other parts.
 
 from __future__ import annotations
 
+import base64
 import re
+import time
 from dataclasses import dataclass
 
 from ansible.module_utils import buildset_registry_storage as storage
@@ -21,7 +23,7 @@ from ansible.module_utils.buildset_registry_diagnose import PORT_OPTIONS, failur
 from ansible.module_utils.buildset_registry_engine import Engine
 from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry_layout import ensure_dirs, layout, read_optional, write_file
-from ansible.module_utils.buildset_registry_ready import Started, port_free, wait_ready
+from ansible.module_utils.buildset_registry_ready import Started, port_free, probe_storage, tls_context, wait_ready
 from ansible.module_utils.buildset_registry_spec import (
     SERVED_FILES,
     config_path,
@@ -195,6 +197,33 @@ def _present(engine, params, pre, check_mode, outcome):
 
     waited = wait_ready(engine, started, paths["cert"], params["wait_timeout"], fail)
     outcome.data["ready_seconds"] = round(waited, 3)
+
+
+def check_store(engine, params, username, password, outcome):
+    """With object storage: wait until both endpoints read their storage
+    (an s3 registry starts and answers /v2/ while its store is down), else
+    fail naming the store, with what the registry answered."""
+    if storage.driver_of(params) is None:
+        return
+    paths = layout(params["root"])
+    context = tls_context(paths["cert"])
+    token = base64.b64encode(("%s:%s" % (username, password)).encode("utf-8")).decode("ascii")
+    deadline = time.monotonic() + params["wait_timeout"]
+    for kind, option in PORT_OPTIONS.items():
+        while True:
+            status, body = probe_storage(params[option], context, "Basic " + token)
+            if status == 200:
+                break
+            if time.monotonic() >= deadline:
+                name = outcome.data["containers"][kind]["name"]
+                raise RegistryError(
+                    "object_storage",
+                    "The %s endpoint cannot use its object store at %s: GET /v2/_catalog answered %s %s; check that "
+                    "the store runs and that {object_storage} holds its endpoint, bucket or container and "
+                    "credentials (container %s's log: `docker logs %s`)",
+                    kind, storage.store_endpoint(params), status, body.strip()[:200], name, name,
+                )  # fmt: skip
+            time.sleep(0.2)
 
 
 def _text(data):

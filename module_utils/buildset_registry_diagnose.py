@@ -88,6 +88,11 @@ def diagnose(logs, kind, port, remote_url=None, cert_path=None, htpasswd_path=No
             "start the upstream or check {proxy_remote_url} "
             "(and {proxy_username}/{proxy_password})" % (remote_url, panic[len("panic:") :].strip())
         )
+    if panic and any(s in panic.lower() for s in ("swift", "s3", "storage driver", "aws")):
+        return (
+            "the registry cannot reach its object store (%s); check that the store runs and {object_storage}"
+            % panic[len("panic:") :].strip()
+        )
     if "address already in use" in lower:
         return "port %d is already in use by another program; stop it or set %s to a free port" % (
             port,

@@ -47,7 +47,9 @@ PARTS = {
         push_container=dict(type="str", default="buildset_registry"),
         wait_timeout=dict(type="int", default=60),
         storage_mode=dict(type="str", default="shared", choices=["shared", "separate"]),
-        object_storage=dict(type="dict", default={}, no_log=True),
+        # Not no_log: Ansible would mask every value (a bucket named "b"
+        # masks each b in the output); mask_store_secrets() masks the secrets.
+        object_storage=dict(type="dict", default={}),
         http_secret=dict(type="str", default="", no_log=True),
         # Default: DOCKER_HOST, else Docker's socket; the role's module: Docker's socket.
         docker_host=dict(type="str"),
@@ -113,6 +115,16 @@ def role_variables():
             role = _role_name(part, name)
             names[name] = names[role] = "buildset_registry_" + role
     return names
+
+
+STORE_SECRETS = ("secretkey", "password", "accesskey", "sessiontoken", "secret")
+
+
+def mask_store_secrets(module):
+    """Mask the object store's credentials wherever they appear in output."""
+    for options in (module.params.get("object_storage") or {}).values():
+        if isinstance(options, dict):
+            module.no_log_values.update(str(v) for k, v in options.items() if k in STORE_SECRETS and v)
 
 
 def return_secrets(module, *names):

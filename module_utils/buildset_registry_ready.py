@@ -73,6 +73,20 @@ def probe(port, context, timeout=2.0, address="127.0.0.1"):
         conn.close()
 
 
+def probe_storage(port, context, authorization, timeout=5.0, address="127.0.0.1"):
+    """GET /v2/_catalog?n=1 with credentials, which reads the storage: the
+    HTTP status and the body's start, or the error as text."""
+    conn = http.client.HTTPSConnection(address, port, context=context, timeout=timeout)
+    try:
+        conn.request("GET", "/v2/_catalog?n=1", headers={"Authorization": authorization})
+        response = conn.getresponse()
+        return response.status, response.read(300).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as e:
+        return None, "%s: %s" % (type(e).__name__, e)
+    finally:
+        conn.close()
+
+
 def wait_ready(engine, started, cafile, timeout, failure, address="127.0.0.1"):
     """Return the seconds waited until every endpoint answers /v2/ with 401
     over TLS verified against cafile.

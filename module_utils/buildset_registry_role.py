@@ -101,6 +101,8 @@ def run(params, check_mode=False, result=None):
         running = Outcome(header="containers", data={"containers": result["containers"]})
         outcomes.append(running)
         containers.ensure(engine, cparams, pre, check_mode, running)
+        if params["state"] == "present" and not check_mode:
+            containers.check_store(engine, cparams, params["username"], auth.data["password"], running)
     finally:
         engine.close()
         result["changed"] = any(o.changed for o in outcomes)

@@ -80,7 +80,7 @@ def driver_of(params):
 
 
 def storage_config(kind, params):
-    """The registry configuration's storage driver section for one endpoint."""
+    """The registry configuration's storage section (driver and options) for one endpoint."""
     driver = driver_of(params)
     if driver is None:
         return {"filesystem": {"rootdirectory": CONTAINER_DATA}}
@@ -89,7 +89,16 @@ def storage_config(kind, params):
         key = DRIVERS[driver]["prefix"]
         base = str(options.get(key) or "").rstrip("/")
         options[key] = "%s/%s" % (base, PROXY_CACHE)
-    return {driver: options}
+    # Blobs through the registry, not a redirect to the store: clients
+    # trust and reach the registry, not necessarily the store.
+    return {driver: options, "redirect": {"disable": True}}
+
+
+def store_endpoint(params):
+    """Where the object store is, for messages (no credentials)."""
+    driver = driver_of(params)
+    options = params["object_storage"][driver]
+    return options.get("regionendpoint") or options.get("authurl") or "%s bucket %s" % (driver, options.get("bucket"))
 
 
 def data_dir(kind, params, paths):

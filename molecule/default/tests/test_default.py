@@ -2,7 +2,11 @@
 curl, openssl) against the real containers.
 
 Settings come from the scenario's inventory and the facts the role
-returned (written by converge.yml); nothing here repeats them.
+returned (written by converge.yml); nothing here repeats them. The
+containers are looked at with the CLI of the engine that runs them
+(inventory variable molecule_container_cli: docker, the default, or podman;
+the podman scenario runs these tests too); the clients are Docker's CLI and
+skopeo whatever the engine.
 """
 
 import json
@@ -18,6 +22,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 @pytest.fixture(scope="module")
 def cfg(host):
     return host.ansible.get_variables()
+
+
+@pytest.fixture(scope="module")
+def engine_container(host, cfg):
+    """name -> testinfra container of the engine that runs the registry."""
+    cli = cfg.get("molecule_container_cli", "docker")
+    return getattr(host, cli)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +100,7 @@ def curl_code(host, url, cafile, user=None):
     return host.check_output(cmd)
 
 
-def test_facts_name_what_runs(host, cfg, facts):
+def test_facts_name_what_runs(host, cfg, facts, engine_container):
     assert facts["host"] == cfg["buildset_registry_host"]
     assert facts["push_host"] == cfg["buildset_registry_host"]
     assert facts["port"] == cfg["buildset_registry_port"]
@@ -98,7 +109,7 @@ def test_facts_name_what_runs(host, cfg, facts):
     assert len(facts["password"]) >= 22  # 128 bits or more, urlsafe
     assert facts["cert"].startswith("-----BEGIN CERTIFICATE-----")
     for name in (cfg["buildset_registry_proxy_container"], cfg["buildset_registry_push_container"]):
-        c = host.docker(name)
+        c = engine_container(name)
         assert c.is_running
         assert c.inspect()["HostConfig"]["RestartPolicy"]["Name"] == "always"
         assert c.inspect()["HostConfig"]["NetworkMode"] == "host"
@@ -177,9 +188,7 @@ def test_upstream_only_image_pulls_through_proxy(host, cfg, facts, client):
     out = client.docker(f"pull {proxy}/{ref}")
     assert out.rc == 0, out.stderr
     upstream = f"127.0.0.1:{cfg['molecule_upstream_port']}/{ref}"
-    direct = host.check_output(
-        f"skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{upstream}"
-    )
+    direct = host.check_output(f"skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{upstream}")
     via_proxy = host.check_output(f"docker image inspect -f '{{{{index .RepoDigests 0}}}}' {proxy}/{ref}")
     assert via_proxy.endswith(direct)
 
@@ -192,8 +201,7 @@ def test_upload_to_proxy_refused(host, facts, client):
     # skopeo rather than docker push: the docker CLI retries a refused
     # upload for most of a minute.
     out = host.run(
-        f"skopeo copy --dest-creds {creds} --dest-cert-dir {client.cert_dir} "
-        f"docker-daemon:{tag} docker://{proxy}/{tag}"
+        f"skopeo copy --dest-creds {creds} --dest-cert-dir {client.cert_dir} docker-daemon:{tag} docker://{proxy}/{tag}"
     )
     assert out.rc != 0
     assert "unsupported" in out.stderr.lower(), out.stderr
