@@ -26,5 +26,8 @@ def test_check_diff_shows_each_part_without_secrets(registry):
     assert stored not in proc.output
     # Nothing would change: no part shows a difference.
     assert "+++ after: containers" not in proc.output and "+++ after: %s" % registry.paths["cert"] not in proc.output
-    assert "Check the input, make the certificate and htpasswd, run both endpoints and wait until they answer" in proc.output
+    assert (
+        "Check the input, make the certificate and htpasswd, run both endpoints and wait until they answer"
+        in proc.output
+    )
     assert docker("inspect", "-f", "{{.State.Running}}", proxy).stdout.strip() == "true"

@@ -85,7 +85,10 @@ def params(**over):
         proxy_container="buildset_proxy",
         push_container="buildset_registry",
         state="present",
-        wait_timeout=60, storage_mode="shared", object_storage={}, http_secret="",
+        wait_timeout=60,
+        storage_mode="shared",
+        object_storage={},
+        http_secret="",
         docker_host=None,
     )
     base.update(over)
