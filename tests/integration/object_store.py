@@ -11,7 +11,8 @@ A test module (or a conftest) takes the fixture by importing it:
         ...
         assert all(n.startswith("prefix/") for n in object_store.objects("bucket-a"))
 
-`object_store_fixture(name=..., scope=...)` makes more such fixtures. The
+`object_store_fixture(name=..., scope=...)` makes more such fixtures; all of
+them, in every module that imports one, share one store per session. The
 fixture yields an ObjectStore, a dict (`url`, `port`, `dir`, `s3`, `swift`,
 `objects`, `bucket`; also readable as attributes). The Swift packages must be
 installed beforehand (CI runs `scripts/object-store install`); when they are
@@ -215,18 +216,30 @@ def start_store(tmp_path_factory):
     )
 
 
+# The store of this session: every fixture made here shares it, however many
+# test modules import one (each import is a fixture of its own to pytest).
+_session = {}
+
+
 def object_store_fixture(name="object_store", scope="session"):
-    """A pytest fixture (named name) yielding a running ObjectStore."""
+    """A pytest fixture (named name) yielding the running ObjectStore."""
 
     @pytest.fixture(scope=scope, name=name)
     def _object_store(tmp_path_factory):
-        store, ours = start_store(tmp_path_factory)
+        if not _session:
+            store, ours = start_store(tmp_path_factory)
+            _session.update(store=store, ours=ours, users=0)
+        _session["users"] += 1
         try:
-            yield store
+            yield _session["store"]
         finally:
-            if ours:
-                proc = _script("stop", store["dir"])
-                assert proc.returncode == 0, proc.stderr
+            _session["users"] -= 1
+            if _session["users"] == 0:
+                store, ours = _session["store"], _session["ours"]
+                _session.clear()
+                if ours:
+                    proc = _script("stop", store["dir"])
+                    assert proc.returncode == 0, proc.stderr
 
     return _object_store
 
