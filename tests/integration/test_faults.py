@@ -15,7 +15,8 @@ HTPASSWD_PART = "htpasswd"
 
 def test_engine_not_reachable_fails_fast(registry, record_property):
     start = time.monotonic()
-    proc, facts = registry.apply(env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    # The role's engine is buildset_registry_docker_host (DOCKER_HOST is for the part module alone).
+    proc, facts = registry.apply({"buildset_registry_docker_host": "unix:///nonexistent.sock"})
     elapsed = time.monotonic() - start
     record_property("elapsed_seconds", round(elapsed, 2))
     print(f"engine not reachable: playbook failed after {elapsed:.1f} s")
