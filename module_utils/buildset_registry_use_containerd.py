@@ -18,10 +18,8 @@ Pure: Targets and bytes out, no I/O.
 
 from __future__ import annotations
 
-import json
-
 from ansible.module_utils.buildset_registry_use_input import DOCKER_IO
-from ansible.module_utils.buildset_registry_use_state import Target
+from ansible.module_utils.buildset_registry_use_state import in_certs_d, toml_string
 
 ETC = "/etc/containerd"
 CERTS_D = ETC + "/certs.d"
@@ -29,23 +27,19 @@ CERTS_D = ETC + "/certs.d"
 SERVERS = {DOCKER_IO: "https://registry-1.docker.io"}
 
 
-def _quote(text):
-    return json.dumps(text)
-
-
 def ca_path(endpoint):
     return "%s/%s/ca.crt" % (CERTS_D, endpoint)
 
 
 def _header(table, auth):
-    return "  [%s.header]\n    Authorization = %s\n" % (table, _quote("Basic " + auth))
+    return "  [%s.header]\n    Authorization = %s\n" % (table, toml_string("Basic " + auth))
 
 
 def namespace_hosts(wanted, namespace):
     """hosts.toml of namespace: its mirrors in order, then its server."""
     out = [
         "# Written by run-buildset-registry (tasks_from: use); buildset_registry_state: absent removes it.\n",
-        "server = %s\n" % _quote(SERVERS.get(namespace, "https://" + namespace)),
+        "server = %s\n" % toml_string(SERVERS.get(namespace, "https://" + namespace)),
     ]
     if namespace == DOCKER_IO:
         hosts = [(m, "https://" + m, False) for m in wanted.mirrors]
@@ -53,8 +47,10 @@ def namespace_hosts(wanted, namespace):
         path = wanted.push_path(namespace)
         hosts = [(wanted.push, "https://%s/v2/%s" % tuple(path.split("/", 1)), True)]
     for endpoint, url, override in hosts:
-        table = "host.%s" % _quote(url)
-        out.append('\n[%s]\n  capabilities = ["pull", "resolve"]\n  ca = %s\n' % (table, _quote(ca_path(endpoint))))
+        table = "host.%s" % toml_string(url)
+        out.append(
+            '\n[%s]\n  capabilities = ["pull", "resolve"]\n  ca = %s\n' % (table, toml_string(ca_path(endpoint)))
+        )
         if override:
             out.append("  override_path = true\n")
         out.append(_header(table, wanted.auth))
@@ -64,38 +60,19 @@ def namespace_hosts(wanted, namespace):
 def endpoint_hosts(wanted, endpoint):
     """hosts.toml of one endpoint: its cert and credentials. containerd
     1.6 ignores a hosts.toml without a host table, hence one for itself."""
-    table = "host.%s" % _quote("https://" + endpoint)
+    table = "host.%s" % toml_string("https://" + endpoint)
     return (
         "# Written by run-buildset-registry (tasks_from: use); buildset_registry_state: absent removes it.\n"
         'server = %s\n\n[%s]\n  capabilities = ["pull", "resolve", "push"]\n  ca = %s\n%s'
-        % (_quote("https://" + endpoint), table, _quote(ca_path(endpoint)), _header(table, wanted.auth))
+        % (toml_string("https://" + endpoint), table, toml_string(ca_path(endpoint)), _header(table, wanted.auth))
     ).encode()
 
 
 def targets(wanted):
     out = []
     for endpoint in wanted.endpoints:
-        dirs = [(ETC, 0o755), (CERTS_D, 0o755), ("%s/%s" % (CERTS_D, endpoint), 0o755)]
-        out.append(Target(path=ca_path(endpoint), kind="file", content=wanted.cert.encode(), dirs=dirs))
-        out.append(
-            Target(
-                path="%s/%s/hosts.toml" % (CERTS_D, endpoint),
-                kind="file",
-                content=endpoint_hosts(wanted, endpoint),
-                mode=0o600,
-                secret=True,
-                dirs=dirs,
-            )
-        )
+        out.append(in_certs_d(ETC, endpoint, "ca.crt", wanted.cert.encode()))
+        out.append(in_certs_d(ETC, endpoint, "hosts.toml", endpoint_hosts(wanted, endpoint), mode=0o600, secret=True))
     for ns in wanted.namespaces:
-        out.append(
-            Target(
-                path="%s/%s/hosts.toml" % (CERTS_D, ns),
-                kind="file",
-                content=namespace_hosts(wanted, ns),
-                mode=0o600,
-                secret=True,
-                dirs=[(ETC, 0o755), (CERTS_D, 0o755), ("%s/%s" % (CERTS_D, ns), 0o755)],
-            )
-        )
+        out.append(in_certs_d(ETC, ns, "hosts.toml", namespace_hosts(wanted, ns), mode=0o600, secret=True))
     return out

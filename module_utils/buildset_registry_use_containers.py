@@ -27,15 +27,13 @@ Pure: Targets and bytes out, no I/O.
 from __future__ import annotations
 
 import base64
-import json
 import os
 
 from ansible.module_utils import buildset_registry_use_json as jsonedit
 from ansible.module_utils.buildset_registry_use_input import DOCKER_IO
-from ansible.module_utils.buildset_registry_use_state import Target
+from ansible.module_utils.buildset_registry_use_state import Target, in_certs_d, toml_string
 
 ETC = "/etc/containers"
-CERTS_D = ETC + "/certs.d"
 DROP_IN_DIR = ETC + "/registries.conf.d"
 # Read after the distribution's drop-ins, so that ours decides for the
 # namespaces it names.
@@ -48,11 +46,6 @@ def auth_path(home):
     return os.path.join(home, ".config", "containers", "auth.json")
 
 
-def _quote(text):
-    # A JSON string of printable ASCII is a TOML basic string.
-    return json.dumps(text)
-
-
 def registries_conf(wanted):
     """The drop-in: per namespace, the buildset's endpoints first, then the
     namespace itself (its location). The proxy caches docker.io only, so
@@ -60,8 +53,8 @@ def registries_conf(wanted):
     out = ["# Written by run-buildset-registry (tasks_from: use); buildset_registry_state: absent removes it.\n"]
     for ns in wanted.namespaces:
         mirrors = wanted.mirrors if ns == DOCKER_IO else [wanted.push_path(ns)]
-        out.append("\n[[registry]]\nprefix = %s\nlocation = %s\n" % (_quote(ns), _quote(ns)))
-        out.extend("\n[[registry.mirror]]\nlocation = %s\n" % _quote(m) for m in mirrors)
+        out.append("\n[[registry]]\nprefix = %s\nlocation = %s\n" % (toml_string(ns), toml_string(ns)))
+        out.extend("\n[[registry.mirror]]\nlocation = %s\n" % toml_string(m) for m in mirrors)
     return "".join(out).encode()
 
 
@@ -111,15 +104,7 @@ def auth_keys(wanted, hub=None):
 
 def targets(wanted, home, owner=None, hub=None):
     """hub: the docker.io entry for auth.json (see hub_entry), None for none."""
-    out = [
-        Target(
-            path="%s/%s/ca.crt" % (CERTS_D, endpoint),
-            kind="file",
-            content=wanted.cert.encode(),
-            dirs=[(ETC, 0o755), (CERTS_D, 0o755), ("%s/%s" % (CERTS_D, endpoint), 0o755)],
-        )
-        for endpoint in wanted.endpoints
-    ]
+    out = [in_certs_d(ETC, endpoint, "ca.crt", wanted.cert.encode()) for endpoint in wanted.endpoints]
     if wanted.namespaces:
         out.append(
             Target(

@@ -18,10 +18,9 @@ import os
 
 from ansible.module_utils import buildset_registry_use_json as jsonedit
 from ansible.module_utils.buildset_registry_use_input import DOCKER_IO
-from ansible.module_utils.buildset_registry_use_state import Target
+from ansible.module_utils.buildset_registry_use_state import Target, in_certs_d
 
 ETC = "/etc/docker"
-CERTS_D = ETC + "/certs.d"
 DAEMON_JSON = ETC + "/daemon.json"
 # The key the docker CLI files Docker Hub's credentials under.
 HUB_KEY = "https://index.docker.io/v1/"
@@ -53,15 +52,7 @@ def config_keys(wanted):
 
 
 def targets(wanted, home, owner=None):
-    out = [
-        Target(
-            path="%s/%s/ca.crt" % (CERTS_D, endpoint),
-            kind="file",
-            content=wanted.cert.encode(),
-            dirs=[(ETC, 0o755), (CERTS_D, 0o755), ("%s/%s" % (CERTS_D, endpoint), 0o755)],
-        )
-        for endpoint in wanted.endpoints
-    ]
+    out = [in_certs_d(ETC, endpoint, "ca.crt", wanted.cert.encode()) for endpoint in wanted.endpoints]
     keys = daemon_keys(wanted)
     if keys:
         out.append(Target(path=DAEMON_JSON, kind="json", content=keys, dirs=[(ETC, 0o755)], indent="  "))

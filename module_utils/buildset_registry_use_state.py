@@ -41,6 +41,20 @@ class Target:
     indent: str = "\t"  # json
 
 
+def in_certs_d(etc, sub, name, content, **kwargs):
+    """A file we own at ETC/certs.d/SUB/NAME (docker, containers-image and
+    containerd all keep per-registry files there), with the directories to
+    make for it."""
+    certs_d = etc + "/certs.d"
+    dirs = [(etc, 0o755), (certs_d, 0o755), ("%s/%s" % (certs_d, sub), 0o755)]
+    return Target(path="%s/%s/%s" % (certs_d, sub, name), kind="file", content=content, dirs=dirs, **kwargs)
+
+
+def toml_string(text):
+    """A TOML basic string: a JSON string of printable text is one."""
+    return json.dumps(text)
+
+
 def sha(data):
     return None if data is None else hashlib.sha256(data).hexdigest()
 

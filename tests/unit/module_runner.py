@@ -34,3 +34,12 @@ def role_message(error):
     from ansible.module_utils.buildset_registry_options import role_variables
 
     return error.render(role_variables())
+
+
+def option_params(spec, **given):
+    """A module's params as AnsibleModule fills them: every option of spec
+    (from module_utils/buildset_registry_options.py) at its default, then
+    the given values."""
+    params = {name: option.get("default") for name, option in spec.items()}
+    params.update(given)
+    return params

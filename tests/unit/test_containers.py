@@ -15,7 +15,7 @@ import time
 
 import pytest
 import yaml
-from module_runner import load_library, run_main
+from module_runner import load_library, option_params, run_main
 
 from ansible.module_utils.buildset_registry_config import registry_config, render_config
 from ansible.module_utils.buildset_registry_containers import validate
@@ -29,7 +29,7 @@ from ansible.module_utils.buildset_registry_layout import (
     layout,
     write_file,
 )
-from ansible.module_utils.buildset_registry_options import role_variables
+from ansible.module_utils.buildset_registry_options import part_spec, role_variables
 from ansible.module_utils.buildset_registry_ready import port_free
 from ansible.module_utils.buildset_registry_spec import (
     PORT_LABEL,
@@ -73,26 +73,8 @@ def run_module(capsys, args):
 
 
 def params(**over):
-    base = dict(
-        root="/srv/bsr",
-        host="127.0.0.1",
-        port=5000,
-        push_port=5001,
-        image="registry:2",
-        proxy_remote_url="https://registry-1.docker.io",
-        proxy_username="",
-        proxy_password="",
-        proxy_container="buildset_proxy",
-        push_container="buildset_registry",
-        state="present",
-        wait_timeout=60,
-        storage_mode="shared",
-        object_storage={},
-        http_secret="",
-        docker_host=None,
-    )
-    base.update(over)
-    return base
+    given = dict(root="/srv/bsr", host="127.0.0.1", proxy_remote_url="https://registry-1.docker.io")
+    return option_params(part_spec("containers"), **dict(given, **over))
 
 
 # --- configuration ---------------------------------------------------------------

@@ -7,11 +7,12 @@ and molecule run the same code against real engines.
 
 import docker.errors
 import pytest
+from module_runner import option_params
 
 from ansible.module_utils import buildset_registry_containers as containers
 from ansible.module_utils.buildset_registry_engine import Engine, existing_of
 from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_options import role_variables
+from ansible.module_utils.buildset_registry_options import part_spec, role_variables
 from ansible.module_utils.buildset_registry_spec import PORT_LABEL, SPEC_LABEL
 
 
@@ -78,26 +79,8 @@ def summary(name, cid, state="running", spec="h", port="5000"):
 
 
 def params(tmp_path, **over):
-    base = dict(
-        root=str(tmp_path / "root"),
-        host="127.0.0.1",
-        port=5000,
-        push_port=5001,
-        image="registry:2",
-        proxy_remote_url="https://up.example",
-        proxy_username="",
-        proxy_password="",
-        proxy_container="buildset_proxy",
-        push_container="buildset_registry",
-        state="present",
-        wait_timeout=5,
-        storage_mode="shared",
-        object_storage={},
-        http_secret="",
-        docker_host=None,
-    )
-    base.update(over)
-    return base
+    given = dict(root=str(tmp_path / "root"), host="127.0.0.1", proxy_remote_url="https://up.example", wait_timeout=5)
+    return option_params(part_spec("containers"), **dict(given, **over))
 
 
 def test_image_id_inspects_first_and_pulls_only_what_is_missing():

@@ -3,10 +3,11 @@ before anything changes; its result shape. No Docker here: a run that gets
 past the checks meets an engine that is not there, which is a test too."""
 
 import pytest
-from module_runner import load_library, role_message, run_main
+from module_runner import load_library, option_params, role_message, run_main
 
 from ansible.module_utils import buildset_registry_role as role
 from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry_options import role_spec
 
 
 def load_module():
@@ -14,32 +15,8 @@ def load_module():
 
 
 def params(root, **over):
-    base = dict(
-        root=root,
-        host="localhost",
-        port=5000,
-        push_port=5001,
-        image="registry:2",
-        proxy_remote_url="https://registry-1.docker.io",
-        proxy_username="",
-        proxy_password="",
-        username="zuul",
-        password="",
-        state="present",
-        proxy_container="buildset_proxy",
-        push_container="buildset_registry",
-        cert_extra_names=[],
-        cert_valid_days=365,
-        cert_renew_days=30,
-        bcrypt_cost=4,
-        wait_timeout=60,
-        storage_mode="shared",
-        object_storage={},
-        http_secret="",
-        docker_host=None,
-    )
-    base.update(over)
-    return base
+    # docker_host None: the engine from DOCKER_HOST, which the tests point elsewhere.
+    return option_params(role_spec(), **dict(dict(root=root, host="localhost", docker_host=None), **over))
 
 
 BAD = [
