@@ -88,7 +88,7 @@ def pytest_configure(config):
     )
 
 
-def _listened(port):
+def listened(port):
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         try:
@@ -103,7 +103,7 @@ def allocate_port():
     other fixture of this run hands out."""
     for _ in _PORT_PAIRS:
         port = next(_ports)
-        if not _listened(port) and not _listened(port + 1):
+        if not listened(port) and not listened(port + 1):
             return port
     raise AssertionError("no free pair of ports left in 17010-17999")
 
@@ -200,6 +200,19 @@ def any_engine(request, engines):
     return engines.get(request.param)
 
 
+def ansible_playbook(playbook, varfile, cwd, verbosity=0, check=False, diff=False, env=None, timeout=None):
+    """Run a playbook on localhost with the variables in varfile; the
+    CompletedProcess, with .output (stdout and stderr)."""
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", f"@{varfile}", str(playbook)]
+    cmd += ["-" + "v" * verbosity] if verbosity else []
+    cmd += ["--check"] if check else []
+    cmd += ["--diff"] if diff else []
+    full_env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
 class Registry:
     """One instance of the role under test: its variables and how to apply it.
     engine None: Docker's engine, the role's default (no
@@ -264,25 +277,7 @@ class Registry:
         )
         varfile = self.tmp_path / "vars.json"
         varfile.write_text(json.dumps(merged))
-        cmd = [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"@{varfile}",
-            str(playbook),
-        ]
-        if verbosity:
-            cmd.append("-" + "v" * verbosity)
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        full_env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **(env or {})}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=self.tmp_path)
-        proc.output = proc.stdout + proc.stderr
+        proc = ansible_playbook(playbook, varfile, self.tmp_path, verbosity=verbosity, check=check, diff=diff, env=env)
         facts = json.loads(facts_file.read_text()) if facts_file.exists() else None
         # The module's result (what each part did), for role_changed().
         proc.result = json.loads(result_file.read_text()) if result_file.exists() else None

@@ -11,18 +11,15 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROLE_DIR, SCRIPTS, Registry, docker
+from conftest import ROLE_DIR, SCRIPTS, Registry, ansible_playbook, docker, listened
 
-BIN = os.path.dirname(sys.executable)
 HOME = Path(os.path.expanduser("~"))
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 HOSTS = Path("/etc/hosts")
@@ -45,21 +42,11 @@ _PORTS = list(range(18500, 18998, 2))
 random.shuffle(_PORTS)
 
 
-def _listened(port):
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        try:
-            sock.bind(("::", port))
-        except OSError:
-            return True
-    return False
-
-
 def free_pair():
     """The first of two free ports in 18500-18999."""
     while _PORTS:
         port = _PORTS.pop()
-        if not _listened(port) and not _listened(port + 1):
+        if not listened(port) and not listened(port + 1):
             return port
     raise AssertionError("no free pair of ports left in 18500-18999")
 
@@ -269,21 +256,7 @@ def apply_use(tmp_path, facts, namespaces=NAMESPACES, check=False, diff=False, e
         variables["buildset_registry"] = facts
     varfile = tmp_path / ("use-vars-%s.json" % run_id)
     varfile.write_text(json.dumps(variables))
-    cmd = [
-        os.path.join(BIN, "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        "@%s" % varfile,
-        str(playbook),
-    ]
-    cmd += ["--check"] if check else []
-    cmd += ["--diff"] if diff else []
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    proc.output = proc.stdout + proc.stderr
+    proc = ansible_playbook(playbook, varfile, tmp_path, check=check, diff=diff, timeout=300)
     proc.result = json.loads(result_file.read_text()) if result_file.exists() else None
     varfile.unlink()
     return proc
