@@ -51,11 +51,9 @@ def client(host, facts, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("client")
     cafile = workdir / "ca.crt"
     cafile.write_text(facts["cert"])
-    certs_d = []
+    # The use entry point (converge) made docker trust both endpoints.
     for _, address in endpoints(facts):
-        d = f"/etc/docker/certs.d/{address}"
-        host.run_test(f"mkdir -p {d} && cp {cafile} {d}/ca.crt")
-        certs_d.append(d)
+        assert host.file(f"/etc/docker/certs.d/{address}/ca.crt").content_string == facts["cert"]
     env = f"DOCKER_CONFIG={workdir / 'docker'}"
 
     class Client:
@@ -75,8 +73,6 @@ def client(host, facts, tmp_path_factory):
             return out.strip()
 
     yield Client()
-    for d in certs_d:
-        host.run(f"rm -rf {d}")
     # Remove the images the tests made or pulled (named after an endpoint,
     # or buildset/refused-*).
     prefixes = tuple(address + "/" for _, address in endpoints(facts)) + ("buildset/refused-",)
@@ -211,3 +207,32 @@ def test_upload_to_proxy_refused(host, facts, client):
         f"-X POST https://{proxy}/v2/buildset/refused/blobs/uploads/"
     )
     assert code == "405", code
+
+
+def test_use_made_every_client_pull_through_the_registry(host, cfg, facts):
+    """After use, skopeo (containers-image, no flags), the docker engine
+    (registry-mirrors) and containerd (ctr --hosts-dir) get docker.io's
+    upstream-only image through the buildset registry's mirrors."""
+    ref = cfg["molecule_upstream_images"][0]
+    upstream = f"127.0.0.1:{cfg['molecule_upstream_port']}/{ref}"
+    direct = host.check_output(f"skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{upstream}")
+    # --raw reads the manifest only (through the mirrors); without it skopeo
+    # also lists tags, which containers-image asks docker.io itself for.
+    raw = host.check_output(f"skopeo inspect --raw docker://docker.io/{ref} | sha256sum")
+    assert "sha256:" + raw.split()[0] == direct
+    daemon = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert daemon["registry-mirrors"] == [f"https://{m}" for m in facts["mirrors"]]
+    name = f"docker.io/{ref}"
+    out = host.run(f"docker pull {name}")
+    assert out.rc == 0, out.stderr
+    try:
+        assert host.check_output(f"docker image inspect -f '{{{{index .RepoDigests 0}}}}' {name}").endswith(direct)
+    finally:
+        host.run(f"docker rmi {name}")
+    ctr = "ctr --address /run/docker/containerd/containerd.sock --namespace molecule_use"
+    out = host.run(f"{ctr} image pull --hosts-dir /etc/containerd/certs.d {name}")
+    try:
+        assert out.rc == 0, out.stderr
+        assert direct in host.check_output(f"{ctr} image ls")
+    finally:
+        host.run(f"{ctr} image rm {name}")
