@@ -91,17 +91,10 @@ def preflight(engine, params, check_mode):
     if params["state"] == "absent":
         return Preflight(None, False, found)
     image_id, pulled = engine.image_id(params["image"], check_mode)
-    ours = {
-        existing["port"]
-        for existing in found.values()
-        if existing.get("status") in ("running", "restarting") and existing.get("port")
-    }
-    for kind, option in sorted(PORT_OPTIONS.items()):
-        port = params[option]
-        if port not in ours:
-            free, cause = port_free(port)
-            if free is False:
-                raise port_in_use(kind, port, cause)
+    for kind, port in ports_to_check(found, {kind: params[option] for kind, option in PORT_OPTIONS.items()}):
+        free, cause = port_free(port)
+        if free is False:
+            raise port_in_use(kind, port, cause)
     return Preflight(image_id, pulled, found)
 
 
@@ -160,10 +153,6 @@ def _present(engine, params, pre, check_mode, outcome):
     served = parse_served_state(served_text)
     on_disk = {kind: _text(read_optional(config_path(paths, kind))) for kind in KINDS}
     plan = plan_endpoints(params, paths, pre.image_id, pre.found, served, served_digest, on_disk)
-    for kind, port in ports_to_check(plan):
-        free, cause = port_free(port)
-        if free is False:
-            raise port_in_use(kind, port, cause)
 
     for kind, item in plan.items():
         outcome.data["containers"][kind] = item.report()

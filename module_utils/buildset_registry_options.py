@@ -91,11 +91,6 @@ def role_spec():
     return spec
 
 
-def role_option(part, option):
-    """The role module's name for a part's option."""
-    return _role_name(part, option)
-
-
 def part_params(part, params):
     """The part's options, taken from the role module's params."""
     return {name: params[_role_name(part, name)] for name in PARTS[part]}

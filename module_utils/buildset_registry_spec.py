@@ -34,8 +34,6 @@ KIND_LABEL = "org.buildset-registry.endpoint"
 PORT_LABEL = "org.buildset-registry.port"
 SPEC_VERSION = 1
 SERVED_FILES = ("cert", "key", "htpasswd")
-# Actions that start a container process, so need its port free.
-STARTING = ("created", "recreated", "started")
 
 _WHY = {
     "created": "no container yet",
@@ -233,20 +231,19 @@ def plan_endpoints(params, paths, image_id, found, served, served_digest, on_dis
     return plan
 
 
-def ports_to_check(plan):
-    """(kind, port) of the ports that must be free before acting.
+def ports_to_check(found, ports):
+    """(kind, port) of the ports that must be free before acting; pure.
 
-    A port our own running containers hold is not checked: a recreated
-    container frees it first, a kept one keeps it.
+    found: container name -> engine summary of our containers; ports: kind
+    -> port. A port our own running containers hold is not checked: a
+    recreated container frees it first, a kept one keeps it.
     """
     ours = {
-        item.existing["port"]
-        for item in plan.values()
-        if item.existing and item.existing.get("status") in ("running", "restarting") and item.existing.get("port")
+        existing["port"]
+        for existing in found.values()
+        if existing.get("status") in ("running", "restarting") and existing.get("port")
     }
-    return [
-        (kind, item.port) for kind, item in sorted(plan.items()) if item.action in STARTING and item.port not in ours
-    ]
+    return [(kind, port) for kind, port in sorted(ports.items()) if port not in ours]
 
 
 def client_host(host):

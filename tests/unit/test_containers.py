@@ -34,7 +34,6 @@ from ansible.module_utils.buildset_registry_ready import port_free
 from ansible.module_utils.buildset_registry_spec import (
     PORT_LABEL,
     SPEC_LABEL,
-    EndpointPlan,
     create_args,
     decide_action,
     desired_spec,
@@ -236,36 +235,13 @@ def test_plan_recreates_both_for_a_new_image_and_restarts_for_an_edited_config()
     assert actions(plan) == {"proxy": "unchanged", "push": "restarted"}
 
 
-def endpoint(action, port, existing):
-    return EndpointPlan(
-        kind="k",
-        name="n",
-        port=port,
-        action=action,
-        existing=existing,
-        config="",
-        spec={},
-        hash="h",
-        stale_config=False,
-    )
-
-
 def test_ports_to_check_skips_ports_our_running_containers_hold():
-    plan = {
-        "proxy": endpoint("recreated", 5000, {"status": "running", "port": 5000}),
-        "push": endpoint("created", 5001, None),
-    }
-    assert ports_to_check(plan) == [("push", 5001)]
-    swapped = {
-        "proxy": endpoint("recreated", 5001, {"status": "running", "port": 5000}),
-        "push": endpoint("recreated", 5000, {"status": "running", "port": 5001}),
-    }
-    assert ports_to_check(swapped) == []
-    kept = {
-        "proxy": endpoint("unchanged", 5000, {"status": "running", "port": 5000}),
-        "push": endpoint("started", 5001, {"status": "exited", "port": 5001}),
-    }
-    assert ports_to_check(kept) == [("push", 5001)]
+    ports = {"proxy": 5000, "push": 5001}
+    assert ports_to_check({"p": {"status": "running", "port": 5000}}, ports) == [("push", 5001)]
+    swapped = {"p": {"status": "running", "port": 5000}, "q": {"status": "running", "port": 5001}}
+    assert ports_to_check(swapped, {"proxy": 5001, "push": 5000}) == []
+    kept = {"p": {"status": "running", "port": 5000}, "q": {"status": "exited", "port": 5001}}
+    assert ports_to_check(kept, ports) == [("push", 5001)]
 
 
 def test_port_free_sees_a_loopback_listener():
