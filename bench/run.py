@@ -13,7 +13,10 @@ Measures, with medians of N runs taken in alternation:
 4. a pull of a multi-layer image through the proxy endpoint, cold and warm,
    against a direct pull from the stand-in upstream (skopeo to dir:), and
    from the push endpoint and a no-auth TLS registry on the same storage
-   (tell the proxy, TLS and auth costs apart).
+   (tell the proxy, TLS and auth costs apart);
+5. a push and a pull of the same image through the push endpoint with the
+   data on the filesystem, in a real object store through the s3 driver and
+   through the swift driver (a one-node Swift, scripts/object-store).
 Prints a markdown table with the targets met or missed and writes it to
 bench/results/latest.md. Every container is named bench_*, every port is in
 16000-16099, everything talks to 127.0.0.1 only; all is removed at the end.
@@ -42,8 +45,11 @@ ROLE_DIR = os.path.dirname(BENCH_DIR)
 RESULTS = os.path.join(BENCH_DIR, "results", "latest.md")
 BIN = os.path.dirname(sys.executable)
 
-sys.path.insert(0, os.path.join(ROLE_DIR, "module_utils"))
-from buildset_registry_layout import layout  # noqa: E402
+import ansible.module_utils  # noqa: E402
+
+# The role's module_utils, imported as Ansible ships them (as tests/conftest.py does).
+ansible.module_utils.__path__.append(os.path.join(ROLE_DIR, "module_utils"))
+from ansible.module_utils.buildset_registry_layout import layout  # noqa: E402
 
 IMAGE = os.environ.get("BUILDSET_REGISTRY_IMAGE", "registry:2")
 USERNAME = "zuul"  # the role's default buildset_registry_username
@@ -55,7 +61,13 @@ INSTANCES = {
     "bench_floor_": (16010, 16011),
     "bench_rate_": (16020, 16021),
     "bench_cost12_": (16030, 16031),
+    "bench_fs_": (16070, 16071),
+    "bench_s3_": (16080, 16081),
+    "bench_swift_": (16090, 16091),
 }
+# The one-node Swift of scripts/object-store: ports STORE_PORT to +5.
+STORE_PORT = 16060
+STORE_KINDS = ("fs", "s3", "swift")
 NOAUTH = {"name": "bench_noauth", "port": 16040}
 PULL_NOAUTH = {"name": "bench_pull_noauth", "port": 16041}
 PULL_IMAGE = "bench/big:1"
@@ -100,6 +112,7 @@ class Resources:
     def __init__(self):
         self.containers = []
         self.dirs = []
+        self.stores = []  # (scripts/object-store, its directory), stopped at the end
 
     def container(self, name):
         if name not in self.containers:
@@ -122,6 +135,8 @@ class Resources:
                 break
             time.sleep(0.5)
         self.remove_containers(*self.containers)
+        for script, path in self.stores:
+            run([script, "stop", path], check=False)
         for path in self.dirs:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -342,7 +357,7 @@ def run_floor(res, cost):
 # --- pulls -------------------------------------------------------------------------
 
 
-def skopeo_pull(res, address, creds=None, cert_dir=None):
+def skopeo_pull(res, address, creds=None, cert_dir=None, ref=PULL_IMAGE):
     """Seconds for skopeo to copy the test image from address to a fresh dir:."""
     dest = res.tempdir("pull")
     shutil.rmtree(dest)
@@ -353,7 +368,7 @@ def skopeo_pull(res, address, creds=None, cert_dir=None):
         cmd += ["--src-cert-dir", cert_dir]
     else:
         cmd += ["--src-tls-verify=false"]  # the stand-in upstream is plain http
-    cmd += ["docker://%s/%s" % (address, PULL_IMAGE), "dir:" + dest]
+    cmd += ["docker://%s/%s" % (address, ref), "dir:" + dest]
     seconds, _ = timed(cmd)
     size = sum(os.path.getsize(os.path.join(dest, n)) for n in os.listdir(dest))
     if size < LAYERS * LAYER_MB << 20:
@@ -460,6 +475,12 @@ ROWS = [
     ("pull_warm", "Pull {mb} MB via the proxy, warm (cached)", "s"),
     ("pull_push", "Pull {mb} MB via the push endpoint (same storage, TLS + auth, no proxy)", "s"),
     ("pull_tls", "Pull {mb} MB from a TLS registry, no auth (same image, storage, cert)", "s"),
+    ("push_fs", "Push {mb} MB to the push endpoint, data on the filesystem", "s"),
+    ("push_s3", "Push {mb} MB to the push endpoint, data in the object store (s3 driver)", "s"),
+    ("push_swift", "Push {mb} MB to the push endpoint, data in the object store (swift driver)", "s"),
+    ("pull_fs", "Pull {mb} MB from the push endpoint, data on the filesystem", "s"),
+    ("pull_s3", "Pull {mb} MB from the push endpoint, data in the object store (s3 driver)", "s"),
+    ("pull_swift", "Pull {mb} MB from the push endpoint, data in the object store (swift driver)", "s"),
 ]
 
 
@@ -508,6 +529,11 @@ def render(facts, samples, tasks, runs, duration, cost):
     )
     out.append("| (info) warm pull over TLS, no auth / direct | %.2fx | | | |" % (med["pull_tls"] / med["pull_direct"]))
     out.append("| (info) empty ansible-playbook / floor | %.2fx | | | |" % (med["ansible_empty"] / med["floor"]))
+    for driver in STORE_KINDS[1:]:
+        out.append(
+            "| (info) push / pull, %s driver / filesystem | %.2fx / %.2fx | | | |"
+            % (driver, med["push_" + driver] / med["push_fs"], med["pull_" + driver] / med["pull_fs"])
+        )
     out += [
         "",
         "Role tasks, median seconds (a task lasts until the next one starts):",
@@ -579,6 +605,48 @@ def measure_rates(res, runs, duration, cost, samples):
     high.remove()
 
 
+def measure_object_storage(res, runs, samples):
+    """Push and pull the test image through the push endpoint of three role
+    instances: data on the filesystem, in the store via s3, via swift."""
+    log("object storage: a one-node Swift and three role instances")
+    store_dir = res.tempdir("store")
+    script = os.path.join(ROLE_DIR, "scripts", "object-store")
+    res.stores.append((script, store_dir))
+    url = run([script, "start", store_dir, str(STORE_PORT)]).stdout.strip().splitlines()[-1]
+    run([script, "bucket", store_dir, "bench"])
+    creds = {"test:tester": "testing"}  # the store's tempauth user (scripts/object-store)
+    ((user, key),) = creds.items()
+    stores = {
+        "s3": {"s3": {"regionendpoint": url, "bucket": "bench", "accesskey": user, "secretkey": key,
+                      "region": "us-east-1", "secure": False, "rootdirectory": "/bench"}},
+        "swift": {"swift": {"authurl": url + "/auth/v1.0", "username": user, "password": key,
+                            "container": "bench-swift", "prefix": "/bench"}},
+    }  # fmt: skip
+    instances = {"fs": RoleInstance(res, "bench_fs_")}
+    for kind, store in stores.items():
+        instances[kind] = RoleInstance(res, "bench_%s_" % kind, {"buildset_registry_object_storage": store})
+    for instance in instances.values():
+        instance.apply()
+    source = res.tempdir("source")
+    shutil.rmtree(source)
+    run(["skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false",
+         "docker://127.0.0.1:%d/%s" % (UPSTREAM["port"], PULL_IMAGE), "dir:" + source])  # fmt: skip
+    for i in range(runs):
+        log("object storage run %d/%d: push and pull (filesystem, s3, swift)" % (i + 1, runs))
+        for kind, instance in instances.items():
+            login = "%s:%s" % (USERNAME, instance.password())
+            address = "127.0.0.1:%d" % instance.push_port
+            # A new repository each time: nothing of the image is there yet.
+            ref = "bench/store-%d:1" % i
+            seconds, _ = timed(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-creds", login,
+                                "--dest-cert-dir", instance.cert_dir(), "dir:" + source,
+                                "docker://%s/%s" % (address, ref)])  # fmt: skip
+            samples["push_" + kind].append(seconds)
+            samples["pull_" + kind].append(skopeo_pull(res, address, login, instance.cert_dir(), ref))
+    for instance in instances.values():
+        instance.remove()
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="alternating runs per measurement (default 3)")
@@ -609,6 +677,7 @@ def main(argv=None):
         tasks = {"cold": {}, "rerun": {}}
         measure_apply_and_pulls(res, args.runs, cost, samples, tasks)
         measure_rates(res, args.runs, args.duration, cost, samples)
+        measure_object_storage(res, args.runs, samples)
         report = render(facts, samples, tasks, args.runs, args.duration, cost)
     except BenchError as e:
         print("\n" + "=" * 72 + "\nBENCHMARK FAILED: %s\n" % e + "=" * 72, file=sys.stderr)
