@@ -51,6 +51,10 @@ import ansible.module_utils  # noqa: E402
 ansible.module_utils.__path__.append(os.path.join(ROLE_DIR, "module_utils"))
 from ansible.module_utils.buildset_registry_layout import layout  # noqa: E402
 
+# The integration tests' image maker (dir: layout, one random layer).
+sys.path.insert(0, os.path.join(ROLE_DIR, "tests", "integration"))
+from clients import make_image  # noqa: E402
+
 IMAGE = os.environ.get("BUILDSET_REGISTRY_IMAGE", "registry:2")
 USERNAME = "zuul"  # the role's default buildset_registry_username
 UPSTREAM = {"name": "bench_upstream", "port": 16050}
@@ -627,16 +631,15 @@ def measure_object_storage(res, runs, samples):
         instances[kind] = RoleInstance(res, "bench_%s_" % kind, {"buildset_registry_object_storage": store})
     for instance in instances.values():
         instance.apply()
-    source = res.tempdir("source")
-    shutil.rmtree(source)
-    run(["skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false",
-         "docker://127.0.0.1:%d/%s" % (UPSTREAM["port"], PULL_IMAGE), "dir:" + source])  # fmt: skip
     for i in range(runs):
         log("object storage run %d/%d: push and pull (filesystem, s3, swift)" % (i + 1, runs))
+        # A new image each run: skopeo would mount blobs it pushed before
+        # from another repository of the same registry instead of uploading.
+        source = os.path.join(res.tempdir("source"), "image")
+        make_image(source, size=(LAYERS * LAYER_MB) << 20)
         for kind, instance in instances.items():
             login = "%s:%s" % (USERNAME, instance.password())
             address = "127.0.0.1:%d" % instance.push_port
-            # A new repository each time: nothing of the image is there yet.
             ref = "bench/store-%d:1" % i
             seconds, _ = timed(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-creds", login,
                                 "--dest-cert-dir", instance.cert_dir(), "dir:" + source,
