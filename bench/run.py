@@ -49,7 +49,7 @@ import ansible.module_utils  # noqa: E402
 
 # The role's module_utils, imported as Ansible ships them (as tests/conftest.py does).
 ansible.module_utils.__path__.append(os.path.join(ROLE_DIR, "module_utils"))
-from ansible.module_utils.buildset_registry_layout import layout  # noqa: E402
+from ansible.module_utils.buildset_registry.common.layout import layout  # noqa: E402
 
 # The integration tests' image maker (dir: layout, one random layer).
 sys.path.insert(0, os.path.join(ROLE_DIR, "tests", "integration"))

@@ -211,15 +211,15 @@ image_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.buildset_registry_engine import docker
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_options import (
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.options import (
     mask_store_secrets,
     return_secrets,
     role_spec,
     role_variables,
 )
-from ansible.module_utils.buildset_registry_role import run
+from ansible.module_utils.buildset_registry.registry.engine import docker
+from ansible.module_utils.buildset_registry.registry.entry import run
 
 
 def main():

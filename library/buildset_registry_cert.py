@@ -21,7 +21,7 @@ description:
     O(renew_days); never just because time passed. A missing or unparsable
     key means a new key and certificate.
   - Part of the run-buildset-registry role; paths under O(root) come from
-    its C(buildset_registry_layout) module_utils.
+    its module_utils C(buildset_registry/common/layout.py).
 options:
   root:
     description:
@@ -137,10 +137,10 @@ reasons:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry_cert import ensure, validate
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import layout
-from ansible.module_utils.buildset_registry_options import part_spec
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import layout
+from ansible.module_utils.buildset_registry.common.options import part_spec
+from ansible.module_utils.buildset_registry.registry.cert import ensure, validate
 
 
 def main():

@@ -31,7 +31,7 @@ options:
   root:
     description:
       - Directory holding certs/, auth/, config/ and data/ (see the role's
-        buildset_registry_layout module_utils).
+        module_utils buildset_registry/common/layout.py).
       - With O(state=absent) nothing under it is touched.
     type: path
     required: true
@@ -195,10 +195,10 @@ ready_seconds:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.buildset_registry_containers import run
-from ansible.module_utils.buildset_registry_engine import docker
-from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry_options import mask_store_secrets, part_spec
+from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry.common.options import mask_store_secrets, part_spec
+from ansible.module_utils.buildset_registry.registry.containers import run
+from ansible.module_utils.buildset_registry.registry.engine import docker
 
 
 def main():

@@ -21,7 +21,7 @@ description:
     cost than O(bcrypt_cost). File modes other than C(0600) are fixed.
   - Returns the password; the task calling this module must be C(no_log).
   - Part of the run-buildset-registry role; paths under O(root) come from
-    its C(buildset_registry_layout) module_utils.
+    its module_utils C(buildset_registry/common/layout.py).
 options:
   root:
     description:
@@ -120,10 +120,10 @@ reasons:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_htpasswd import ensure, validate
-from ansible.module_utils.buildset_registry_layout import layout
-from ansible.module_utils.buildset_registry_options import part_spec, return_secrets
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import layout
+from ansible.module_utils.buildset_registry.common.options import part_spec, return_secrets
+from ansible.module_utils.buildset_registry.registry.htpasswd import ensure, validate
 
 
 def main():

@@ -143,9 +143,9 @@ state_file:
 import base64
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_use import run
-from ansible.module_utils.buildset_registry_use_input import VARIABLES
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.use.entry import run
+from ansible.module_utils.buildset_registry.use.inputs import VARIABLES
 
 MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 ARGUMENT_SPEC = dict(

@@ -35,7 +35,7 @@ UPSTREAM_IMAGES = ["library/upstream-only:1"]
 _PORT_PAIRS = range(17010, 17998, 2)
 _ports = itertools.islice(itertools.cycle(_PORT_PAIRS), random.randrange(len(_PORT_PAIRS)), None)
 
-from ansible.module_utils.buildset_registry_layout import layout  # noqa: E402  (tests/conftest.py)
+from ansible.module_utils.buildset_registry.common.layout import layout  # noqa: E402  (tests/conftest.py)
 
 PODMAN_SOCKET = "unix:///run/buildset-podman/podman.sock"
 # name -> the engine's API socket (buildset_registry_docker_host) and its CLI.

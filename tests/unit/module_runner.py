@@ -31,14 +31,14 @@ def load_library(name):
 
 def role_message(error):
     """A RegistryError's message as the role's module words it (role variables)."""
-    from ansible.module_utils.buildset_registry_options import role_variables
+    from ansible.module_utils.buildset_registry.common.options import role_variables
 
     return error.render(role_variables())
 
 
 def option_params(spec, **given):
     """A module's params as AnsibleModule fills them: every option of spec
-    (from module_utils/buildset_registry_options.py) at its default, then
+    (from module_utils/buildset_registry/common/options.py) at its default, then
     the given values."""
     params = {name: option.get("default") for name, option in spec.items()}
     params.update(given)

@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from module_runner import load_library, role_message, run_main
 
-from ansible.module_utils import buildset_registry_cert as cert
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import layout, write_atomic
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import layout, write_atomic
+from ansible.module_utils.buildset_registry.registry import cert as cert
 
 cert_module = load_library("buildset_registry_cert")
 

@@ -17,21 +17,21 @@ import pytest
 import yaml
 from module_runner import load_library, option_params, run_main
 
-from ansible.module_utils.buildset_registry_config import registry_config, render_config
-from ansible.module_utils.buildset_registry_containers import validate
-from ansible.module_utils.buildset_registry_diagnose import diagnose, log_tail
-from ansible.module_utils.buildset_registry_engine import Engine, root_cause
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import (
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import (
     CONTAINER_CONFIG,
     CONTAINER_DATA,
     CONTAINER_HTPASSWD,
     layout,
     write_file,
 )
-from ansible.module_utils.buildset_registry_options import part_spec, role_variables
-from ansible.module_utils.buildset_registry_ready import port_free
-from ansible.module_utils.buildset_registry_spec import (
+from ansible.module_utils.buildset_registry.common.options import part_spec, role_variables
+from ansible.module_utils.buildset_registry.registry.config import registry_config, render_config
+from ansible.module_utils.buildset_registry.registry.containers import validate
+from ansible.module_utils.buildset_registry.registry.diagnose import diagnose, log_tail
+from ansible.module_utils.buildset_registry.registry.engine import Engine, root_cause
+from ansible.module_utils.buildset_registry.registry.ready import port_free
+from ansible.module_utils.buildset_registry.registry.spec import (
     PORT_LABEL,
     SPEC_LABEL,
     create_args,

@@ -9,11 +9,11 @@ import docker.errors
 import pytest
 from module_runner import option_params
 
-from ansible.module_utils import buildset_registry_containers as containers
-from ansible.module_utils.buildset_registry_engine import Engine, existing_of
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_options import part_spec, role_variables
-from ansible.module_utils.buildset_registry_spec import PORT_LABEL, SPEC_LABEL
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.options import part_spec, role_variables
+from ansible.module_utils.buildset_registry.registry import containers as containers
+from ansible.module_utils.buildset_registry.registry.engine import Engine, existing_of
+from ansible.module_utils.buildset_registry.registry.spec import PORT_LABEL, SPEC_LABEL
 
 
 class FakeClient:
@@ -162,8 +162,8 @@ def test_check_mode_plans_without_acting_or_writing(tmp_path):
 
 
 def test_apply_removes_a_recreated_container_before_creating_and_restarts_a_kept_one(tmp_path):
-    from ansible.module_utils.buildset_registry_layout import layout
-    from ansible.module_utils.buildset_registry_spec import plan_endpoints
+    from ansible.module_utils.buildset_registry.common.layout import layout
+    from ansible.module_utils.buildset_registry.registry.spec import plan_endpoints
 
     p = params(tmp_path)
     paths = layout(p["root"])

@@ -8,9 +8,9 @@ import bcrypt
 import pytest
 from module_runner import load_library, role_message, run_main
 
-from ansible.module_utils import buildset_registry_htpasswd as htp
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import layout
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import layout
+from ansible.module_utils.buildset_registry.registry import htpasswd as htp
 
 htpasswd_module = load_library("buildset_registry_htpasswd")
 

@@ -1,4 +1,4 @@
-"""module_utils/buildset_registry_options.py is the one list of options:
+"""module_utils/buildset_registry/common/options.py is the one list of options:
 each module's DOCUMENTATION, tasks/main.yml, defaults/main.yml and
 meta/argument_specs.yml must name the same options, with the same types and
 defaults."""
@@ -9,7 +9,7 @@ import pytest
 import yaml
 from module_runner import load_library
 
-from ansible.module_utils.buildset_registry_options import PARTS, part_spec, role_spec
+from ansible.module_utils.buildset_registry.common.options import PARTS, part_spec, role_spec
 
 ROLE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = {"buildset_registry": role_spec()}

@@ -5,9 +5,9 @@ past the checks meets an engine that is not there, which is a test too."""
 import pytest
 from module_runner import load_library, option_params, role_message, run_main
 
-from ansible.module_utils import buildset_registry_role as role
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_options import role_spec
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.options import role_spec
+from ansible.module_utils.buildset_registry.registry import entry as role
 
 
 def load_module():

@@ -3,12 +3,12 @@
 import pytest
 import yaml
 
-from ansible.module_utils import buildset_registry_storage as storage
-from ansible.module_utils.buildset_registry_config import render_config
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import CONTAINER_DATA, layout
-from ansible.module_utils.buildset_registry_options import role_variables
-from ansible.module_utils.buildset_registry_spec import desired_spec
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA, layout
+from ansible.module_utils.buildset_registry.common.options import role_variables
+from ansible.module_utils.buildset_registry.registry import storage as storage
+from ansible.module_utils.buildset_registry.registry.config import render_config
+from ansible.module_utils.buildset_registry.registry.spec import desired_spec
 
 S3 = {
     "s3": {

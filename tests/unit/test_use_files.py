@@ -8,13 +8,13 @@ import json
 import pytest
 import tomllib
 
-from ansible.module_utils import buildset_registry_use_containerd as containerd
-from ansible.module_utils import buildset_registry_use_containers as containers
-from ansible.module_utils import buildset_registry_use_docker as docker
-from ansible.module_utils import buildset_registry_use_hosts as hosts
-from ansible.module_utils import buildset_registry_use_json as jsonedit
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_use_input import validate
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.use import containerd as containerd
+from ansible.module_utils.buildset_registry.use import containers_image as containers
+from ansible.module_utils.buildset_registry.use import docker as docker
+from ansible.module_utils.buildset_registry.use import hosts as hosts
+from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
+from ansible.module_utils.buildset_registry.use.inputs import validate
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 PUSH, PROXY = "registry.example.org:5001", "registry.example.org:5000"
@@ -277,7 +277,7 @@ def test_hosts_keeps_lines_added_after_ours_and_replaces_a_changed_address():
 
 
 def test_dockerd_flags_are_read_in_both_spellings():
-    from ansible.module_utils import buildset_registry_use_dockerd as dockerd
+    from ansible.module_utils.buildset_registry.use import dockerd as dockerd
 
     args = ["dockerd", "--config-file=/srv/daemon.json", "-H", "unix:///run/d.sock", "--registry-mirror", "https://m"]
     assert dockerd._flag(args, "--config-file") == ["/srv/daemon.json"]

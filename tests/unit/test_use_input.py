@@ -3,8 +3,8 @@ anything changes, naming the role variable."""
 
 import pytest
 
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_use_input import VARIABLES, validate
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.use.inputs import VARIABLES, validate
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

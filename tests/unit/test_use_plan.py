@@ -9,13 +9,13 @@ import json
 import pytest
 from module_runner import load_library, run_main
 
-from ansible.module_utils import buildset_registry_use as use
-from ansible.module_utils import buildset_registry_use_containers as containers
-from ansible.module_utils import buildset_registry_use_docker as docker
-from ansible.module_utils import buildset_registry_use_node as node
-from ansible.module_utils import buildset_registry_use_state as records
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_use_input import validate
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.use import containers_image as containers
+from ansible.module_utils.buildset_registry.use import docker as docker
+from ansible.module_utils.buildset_registry.use import entry as use
+from ansible.module_utils.buildset_registry.use import node as node
+from ansible.module_utils.buildset_registry.use import state as records
+from ansible.module_utils.buildset_registry.use.inputs import validate
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 HOME = "/home/zuul"

@@ -3,10 +3,10 @@
 """The two registry containers, as a story: check, plan, act, wait.
 
 validate() and preflight() change nothing; ensure() takes what they found,
-plans each endpoint (buildset_registry_spec), writes the configuration
-files, acts through the engine (buildset_registry_engine) and waits until
-both endpoints answer (buildset_registry_ready); a failure names its cause
-(buildset_registry_diagnose). run() is the containers module's whole job;
+plans each endpoint (registry/spec.py), writes the configuration
+files, acts through the engine (registry/engine.py) and waits until
+both endpoints answer (registry/ready.py); a failure names its cause
+(registry/diagnose.py). run() is the containers module's whole job;
 the role's module calls the same steps between its other parts.
 """
 
@@ -17,14 +17,20 @@ import re
 import time
 from dataclasses import dataclass
 
-from ansible.module_utils import buildset_registry_storage as storage
-from ansible.module_utils.buildset_registry_config import KINDS
-from ansible.module_utils.buildset_registry_diagnose import PORT_OPTIONS, failure, port_in_use
-from ansible.module_utils.buildset_registry_engine import Engine
-from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry_layout import ensure_dirs, layout, read_optional, write_file
-from ansible.module_utils.buildset_registry_ready import Started, port_free, probe_storage, tls_context, wait_ready
-from ansible.module_utils.buildset_registry_spec import (
+from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry.common.layout import ensure_dirs, layout, read_optional, write_file
+from ansible.module_utils.buildset_registry.registry import storage as storage
+from ansible.module_utils.buildset_registry.registry.config import KINDS
+from ansible.module_utils.buildset_registry.registry.diagnose import PORT_OPTIONS, failure, port_in_use
+from ansible.module_utils.buildset_registry.registry.engine import Engine
+from ansible.module_utils.buildset_registry.registry.ready import (
+    Started,
+    port_free,
+    probe_storage,
+    tls_context,
+    wait_ready,
+)
+from ansible.module_utils.buildset_registry.registry.spec import (
     SERVED_FILES,
     config_path,
     endpoints,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
 
 # Inside the containers.
 CONTAINER_DATA = "/var/lib/registry"

@@ -14,8 +14,8 @@ import secrets
 
 import bcrypt
 
-from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry_layout import layout, read_optional, write_file
+from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry.common.layout import layout, read_optional, write_file
 
 FILE_MODE = 0o600
 MIN_COST, MAX_COST = 4, 31

@@ -13,7 +13,7 @@ name the same options as this file.
 
 from __future__ import annotations
 
-from ansible.module_utils.buildset_registry_errors import known_options
+from ansible.module_utils.buildset_registry.common.errors import known_options
 
 ROOT = {"root": dict(type="path", required=True)}
 HOST = {"host": dict(type="str", required=True)}

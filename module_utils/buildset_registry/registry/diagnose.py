@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import CONTAINER_CERTS, CONTAINER_HTPASSWD
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS, CONTAINER_HTPASSWD
 
 LOG_LINES = 20
 PORT_OPTIONS = {"proxy": "port", "push": "push_port"}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible.module_utils.buildset_registry_layout import (
+from ansible.module_utils.buildset_registry.common.layout import (
     CONTAINER_CERTS,
     CONTAINER_DATA,
     CONTAINER_HTPASSWD,

@@ -16,8 +16,8 @@ import re
 import socket
 import time
 
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_spec import PORT_LABEL, SPEC_LABEL, create_args, host_config_args
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.registry.spec import PORT_LABEL, SPEC_LABEL, create_args, host_config_args
 
 try:
     import docker

@@ -20,14 +20,14 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from ansible.module_utils import buildset_registry_storage as storage
-from ansible.module_utils.buildset_registry_config import KINDS, render_config
-from ansible.module_utils.buildset_registry_layout import (
+from ansible.module_utils.buildset_registry.common.layout import (
     CONTAINER_CERTS,
     CONTAINER_CONFIG,
     CONTAINER_DATA,
     CONTAINER_HTPASSWD,
 )
+from ansible.module_utils.buildset_registry.registry import storage as storage
+from ansible.module_utils.buildset_registry.registry.config import KINDS, render_config
 
 SPEC_LABEL = "org.buildset-registry.spec"
 KIND_LABEL = "org.buildset-registry.endpoint"

@@ -25,7 +25,7 @@ _OPTION_NAMES = set()
 
 
 def known_options(names):
-    """Declare option names (buildset_registry_options does, for every part)."""
+    """Declare option names (common/options.py does, for every part)."""
     _OPTION_NAMES.update(names)
 
 

@@ -11,11 +11,11 @@ import pwd
 import shutil
 import stat
 
-from ansible.module_utils import buildset_registry_use_containerd as containerd
-from ansible.module_utils import buildset_registry_use_containers as containers
-from ansible.module_utils import buildset_registry_use_docker as docker
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import write_atomic
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import write_atomic
+from ansible.module_utils.buildset_registry.use import containerd as containerd
+from ansible.module_utils.buildset_registry.use import containers_image as containers
+from ansible.module_utils.buildset_registry.use import docker as docker
 
 # A client family is configured when its /etc directory exists or one of
 # its programs is installed.

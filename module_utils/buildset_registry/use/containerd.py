@@ -18,8 +18,8 @@ Pure: Targets and bytes out, no I/O.
 
 from __future__ import annotations
 
-from ansible.module_utils.buildset_registry_use_input import DOCKER_IO
-from ansible.module_utils.buildset_registry_use_state import in_certs_d, toml_string
+from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO
+from ansible.module_utils.buildset_registry.use.state import in_certs_d, toml_string
 
 ETC = "/etc/containerd"
 CERTS_D = ETC + "/certs.d"

@@ -19,9 +19,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from ansible.module_utils import buildset_registry_use_hosts as hosts
-from ansible.module_utils import buildset_registry_use_json as jsonedit
-from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.use import hosts as hosts
+from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
 
 VERSION = 1
 

@@ -15,17 +15,17 @@ import copy
 import os
 from dataclasses import dataclass
 
-from ansible.module_utils import buildset_registry_use_containerd as containerd
-from ansible.module_utils import buildset_registry_use_containers as containers
-from ansible.module_utils import buildset_registry_use_docker as docker
-from ansible.module_utils import buildset_registry_use_dockerd as dockerd
-from ansible.module_utils import buildset_registry_use_json as jsonedit
-from ansible.module_utils import buildset_registry_use_node as node
-from ansible.module_utils import buildset_registry_use_state as records
-from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry_layout import write_atomic
-from ansible.module_utils.buildset_registry_use_input import DOCKER_IO, validate
-from ansible.module_utils.buildset_registry_use_node import read, write
+from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry.common.layout import write_atomic
+from ansible.module_utils.buildset_registry.use import containerd as containerd
+from ansible.module_utils.buildset_registry.use import containers_image as containers
+from ansible.module_utils.buildset_registry.use import docker as docker
+from ansible.module_utils.buildset_registry.use import dockerd as dockerd
+from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
+from ansible.module_utils.buildset_registry.use import node as node
+from ansible.module_utils.buildset_registry.use import state as records
+from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO, validate
+from ansible.module_utils.buildset_registry.use.node import read, write
 
 STATE_DIR = "/var/lib/buildset-registry"
 STATE_FILE = STATE_DIR + "/use-state.json"

@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import re
 
-from ansible.module_utils import buildset_registry_cert as certs
-from ansible.module_utils import buildset_registry_containers as containers
-from ansible.module_utils import buildset_registry_htpasswd as htpasswd
-from ansible.module_utils.buildset_registry_engine import Engine
-from ansible.module_utils.buildset_registry_errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry_options import part_params
-from ansible.module_utils.buildset_registry_spec import client_host, host_port
+from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry.common.options import part_params
+from ansible.module_utils.buildset_registry.registry import cert as certs
+from ansible.module_utils.buildset_registry.registry import containers as containers
+from ansible.module_utils.buildset_registry.registry import htpasswd as htpasswd
+from ansible.module_utils.buildset_registry.registry.engine import Engine
+from ansible.module_utils.buildset_registry.registry.spec import client_host, host_port
 
 
 def validate(params):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 
-from ansible.module_utils.buildset_registry_errors import RegistryError
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
 
 # Values never shown in a diff.
 SECRET_KEYS = ("auth", "identitytoken", "password", "registrytoken", "Authorization")

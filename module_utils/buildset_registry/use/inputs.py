@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from ansible.module_utils.buildset_registry_errors import RegistryError, known_options
+from ansible.module_utils.buildset_registry.common.errors import RegistryError, known_options
 
 # Module option -> role variable.
 VARIABLES = {

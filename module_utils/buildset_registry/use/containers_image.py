@@ -29,9 +29,9 @@ from __future__ import annotations
 import base64
 import os
 
-from ansible.module_utils import buildset_registry_use_json as jsonedit
-from ansible.module_utils.buildset_registry_use_input import DOCKER_IO
-from ansible.module_utils.buildset_registry_use_state import Target, in_certs_d, toml_string
+from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
+from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO
+from ansible.module_utils.buildset_registry.use.state import Target, in_certs_d, toml_string
 
 ETC = "/etc/containers"
 DROP_IN_DIR = ETC + "/registries.conf.d"

@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ansible.module_utils.buildset_registry_errors import RegistryError
-from ansible.module_utils.buildset_registry_layout import CONTAINER_DATA
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA
 
 MODES = ("shared", "separate")
 PROXY_CACHE = "proxy-cache"
