@@ -1,0 +1,361 @@
+"""Unit tests of the front's Caddy configuration (registry/front.py).
+
+Besides the shape of the JSON, requests are walked through the routes by a
+small model of Caddy's route matching (method, path, path_regexp, header,
+not; handlers run in order, the first that answers ends it), so the order
+of the routes is tested by what each request would get.
+"""
+
+import base64
+import json
+import re
+
+import pytest
+
+from ansible.module_utils.buildset_registry.registry import front
+
+USER, PASSWORD = "zuul", "s3cret"
+# bcrypt of "s3cret", cost 4 (any well-formed hash does: the model compares the password).
+HASH = "$2b$04$rO3Zfi7wlzXjgiBw7ehEBuOE90LxqnCa/rOIJjn3Q/islgfp4r2xa"
+PUSH, PROXY = "unix/@test-push", "unix/@test-proxy"
+TOKENS = front.derive_tokens(USER, PASSWORD)
+BASIC = "Basic " + base64.b64encode(b"zuul:s3cret").decode()
+WRONG_BASIC = "Basic " + base64.b64encode(b"zuul:nope").decode()
+WRITE = "Bearer " + TOKENS["write"]
+READ = "Bearer " + TOKENS["read"]
+DIGEST = "sha256:" + "a" * 64
+
+
+def config(**overrides):
+    params = dict(
+        port=5000,
+        push_port=5001,
+        push_dial=PUSH,
+        proxy_dial=PROXY,
+        cert_file="/certs/domain.crt",
+        key_file="/certs/domain.key",
+        username=USER,
+        password_hash=HASH,
+        tokens=TOKENS,
+        anonymous_pull=False,
+    )
+    params.update(overrides)
+    return params
+
+
+def servers(**overrides):
+    return front.front_config(**config(**overrides))["apps"]["http"]["servers"]
+
+
+# --- a model of Caddy's routing ---------------------------------------------
+
+
+def header_matches(patterns, values):
+    for pattern in patterns:
+        for value in values:
+            if pattern.endswith("*") and value.startswith(pattern[:-1]) or value == pattern:
+                return True
+    return False
+
+
+def set_matches(matcher_set, method, path, headers):
+    for kind, arg in matcher_set.items():
+        if kind == "method":
+            ok = method in arg
+        elif kind == "path":
+            ok = path in arg
+        elif kind == "path_regexp":
+            ok = re.search(arg["pattern"], path) is not None
+        elif kind == "header":
+            ok = all(header_matches(patterns, headers.get(name, [])) for name, patterns in arg.items())
+        elif kind == "not":
+            ok = not any(set_matches(s, method, path, headers) for s in arg)
+        else:
+            raise AssertionError("matcher %s is not modelled" % kind)
+        if not ok:
+            return False
+    return True
+
+
+def serve(server, method, path, authorization=None):
+    """What the server does with a request: ("static", status, handler) or ("proxy", dial, on 404 dial)."""
+    headers = {"Authorization": [authorization]} if authorization else {}
+    for route in server["routes"]:
+        if "match" in route and not any(set_matches(s, method, path, headers) for s in route["match"]):
+            continue
+        for handler in route["handle"]:
+            if handler["handler"] == "authentication":
+                account = handler["providers"]["http_basic"]["accounts"][0]
+                assert base64.b64decode(account["password"]).decode() == HASH
+                if authorization != BASIC:
+                    return ("static", 401, None)
+            elif handler["handler"] == "static_response":
+                return ("static", handler["status_code"], handler)
+            elif handler["handler"] == "reverse_proxy":
+                fallback = None
+                for response in handler.get("handle_response", []):
+                    assert response["match"] == {"status_code": [404]}
+                    fallback = response["routes"][0]["handle"][0]["upstreams"][0]["dial"]
+                return ("proxy", handler["upstreams"][0]["dial"], fallback)
+            else:
+                raise AssertionError("handler %s is not modelled" % handler["handler"])
+    return ("static", 200, None)  # Caddy's empty answer: no route may end here
+
+
+def token_of(outcome):
+    kind, status, handler = outcome
+    assert (kind, status) == ("static", 200)
+    body = json.loads(handler["body"])
+    assert body["token"] == body["access_token"]
+    assert body["expires_in"] == 3600
+    return body["token"]
+
+
+# --- tokens -------------------------------------------------------------------
+
+
+def test_tokens_are_stable_hex_and_distinct():
+    again = front.derive_tokens(USER, PASSWORD)
+    assert again == TOKENS
+    assert set(TOKENS) == {"write", "read"}
+    assert TOKENS["write"] != TOKENS["read"]
+    for token in TOKENS.values():
+        assert re.fullmatch(r"[0-9a-f]{64}", token)
+
+
+def test_tokens_change_with_the_password_and_the_username():
+    other_password = front.derive_tokens(USER, PASSWORD + "x")
+    other_user = front.derive_tokens("other", PASSWORD)
+    for kind in ("write", "read"):
+        assert other_password[kind] != TOKENS[kind]
+        assert other_user[kind] != TOKENS[kind]
+
+
+# --- shape --------------------------------------------------------------------
+
+
+def test_render_is_stable_sorted_json_with_a_final_newline():
+    text = front.render_front_config(**config())
+    assert text == front.render_front_config(**config())
+    assert text.endswith("}\n")
+    assert json.loads(text) == front.front_config(**config())
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+
+
+def test_top_level_admin_off_and_no_autosave():
+    cfg = front.front_config(**config())
+    assert cfg["admin"] == {"disabled": True, "config": {"persist": False}}
+    assert cfg["apps"]["tls"]["certificates"]["load_files"] == [
+        {"certificate": "/certs/domain.crt", "key": "/certs/domain.key", "tags": [front.CERT_TAG]}
+    ]
+
+
+def test_both_ports_listen_on_every_address_with_tls_and_no_automatic_https():
+    found = servers(port=15910, push_port=15911)
+    assert sorted(s["listen"][0] for s in found.values()) == [":15910", ":15911"]
+    for server in found.values():
+        assert server["automatic_https"] == {"disable": True}
+        (policy,) = server["tls_connection_policies"]
+        assert policy["certificate_selection"] == {"any_tag": [front.CERT_TAG]}
+        assert policy["protocol_min"] == "tls1.2"
+
+
+def test_the_hash_is_base64_in_the_account_with_bcrypt_and_a_cache():
+    text = front.render_front_config(**config())
+    assert HASH not in text
+    for server in servers().values():
+        providers = [h["providers"] for r in server["routes"] for h in r["handle"] if h["handler"] == "authentication"]
+        assert providers
+        for provider in providers:
+            basic = provider["http_basic"]
+            assert basic["accounts"] == [{"username": USER, "password": base64.b64encode(HASH.encode()).decode()}]
+            assert basic["hash"] == {"algorithm": "bcrypt"}
+            assert basic["hash_cache"] == {}
+
+
+def test_proxies_keep_the_host_and_say_https():
+    for server in servers().values():
+        for route in server["routes"]:
+            for handler in route["handle"]:
+                if handler["handler"] == "reverse_proxy":
+                    assert handler["headers"] == {"request": {"set": {"X-Forwarded-Proto": ["https"]}}}
+                    assert "Host" not in json.dumps(handler)
+                    # Nothing that buffers or cuts long transfers.
+                    assert not {"transport", "request_buffers", "response_buffers"} & set(handler)
+
+
+def test_challenge_names_the_address_the_client_used_and_the_service():
+    kind, status, handler = serve(servers(service="svc")["endpoint"], "GET", "/v2/")
+    assert (kind, status) == ("static", 401)
+    assert handler["headers"]["WWW-Authenticate"] == [
+        'Bearer realm="https://{http.request.hostport}/token",service="svc"'
+    ]
+    assert handler["headers"]["Docker-Distribution-Api-Version"] == ["registry/2.0"]
+    assert json.loads(handler["body"])["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+# --- login, on both ports -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["endpoint", "push"])
+def test_login_without_anonymous_pull(name):
+    server = servers()[name]
+    assert serve(server, "POST", "/token")[:2] == ("static", 404)
+    assert serve(server, "POST", "/token", BASIC)[:2] == ("static", 404)
+    assert token_of(serve(server, "GET", "/token", BASIC)) == TOKENS["write"]
+    assert serve(server, "GET", "/token", WRONG_BASIC)[:2] == ("static", 401)
+    assert serve(server, "GET", "/token")[:2] == ("static", 401)
+    assert serve(server, "GET", "/v2/")[:2] == ("static", 401)
+    assert serve(server, "GET", "/v2/", "Bearer nope")[:2] == ("static", 401)
+    assert serve(server, "GET", "/v2/", READ)[:2] == ("static", 401)
+    assert serve(server, "GET", "/v2/", WRONG_BASIC)[:2] == ("static", 401)
+    assert serve(server, "GET", "/v2/", WRITE) == ("proxy", PUSH, None)
+    assert serve(server, "GET", "/v2/", BASIC) == ("proxy", PUSH, None)
+    assert serve(server, "PUT", "/v2/a/manifests/1", WRITE)[:2] == ("proxy", PUSH)
+
+
+def test_without_anonymous_pull_the_read_token_is_nowhere():
+    text = front.render_front_config(**config())
+    assert TOKENS["read"] not in text
+    assert TOKENS["write"] in text
+    # Not needed then.
+    front.front_config(**config(tokens={"write": TOKENS["write"]}))
+
+
+@pytest.mark.parametrize("name", ["endpoint", "push"])
+def test_login_with_anonymous_pull(name):
+    server = servers(anonymous_pull=True)[name]
+    assert token_of(serve(server, "GET", "/token")) == TOKENS["read"]
+    assert token_of(serve(server, "GET", "/token", BASIC)) == TOKENS["write"]
+    # Wrong credentials are refused, not downgraded to the read token.
+    assert serve(server, "GET", "/token", WRONG_BASIC)[:2] == ("static", 401)
+    assert serve(server, "POST", "/token")[:2] == ("static", 404)
+    assert serve(server, "GET", "/v2/a/manifests/1", READ)[0] == "proxy"
+    assert serve(server, "HEAD", "/v2/a/manifests/1", READ)[0] == "proxy"
+    for method, path in [
+        ("POST", "/v2/a/blobs/uploads/"),
+        ("PATCH", "/v2/a/blobs/uploads/u"),
+        ("PUT", "/v2/a/manifests/1"),
+        ("DELETE", "/v2/a/manifests/" + DIGEST),
+    ]:
+        assert serve(server, method, path, READ)[:2] == ("static", 401), (method, path)
+        assert serve(server, method, path, WRITE)[:2] == ("proxy", PUSH), (method, path)
+    assert serve(server, "GET", "/v2/")[:2] == ("static", 401)
+
+
+# --- routing --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method,path,expected",
+    [
+        # Writes and uploads: push only.
+        ("POST", "/v2/library/x/blobs/uploads/", None),
+        ("POST", "/v2/library/x/blobs/uploads/?mount=" + DIGEST + "&from=library/y", None),
+        ("PATCH", "/v2/library/x/blobs/uploads/uuid", None),
+        ("PUT", "/v2/library/x/blobs/uploads/uuid", None),
+        ("GET", "/v2/library/x/blobs/uploads/uuid", None),
+        ("PUT", "/v2/library/x/manifests/1", None),
+        ("DELETE", "/v2/library/x/manifests/" + DIGEST, None),
+        # A blob HEAD never falls back (pushers would skip the blob).
+        ("HEAD", "/v2/library/x/blobs/" + DIGEST, None),
+        ("HEAD", "/v2/x/blobs/" + DIGEST, None),
+        # Names under a registry host: push only.
+        ("GET", "/v2/quay.io/org/app/manifests/1", None),
+        ("HEAD", "/v2/quay.io/org/app/manifests/1", None),
+        ("GET", "/v2/localhost:5000/app/blobs/" + DIGEST, None),
+        ("GET", "/v2/localhost/app/tags/list", None),
+        ("GET", "/v2/", None),
+        ("GET", "/v2/_catalog", None),
+        ("GET", "/v2", None),
+        # Reads: push first, the proxy on its 404.
+        ("GET", "/v2/library/x/manifests/1", PROXY),
+        ("HEAD", "/v2/library/x/manifests/1", PROXY),
+        ("GET", "/v2/library/x/manifests/" + DIGEST, PROXY),
+        ("GET", "/v2/library/x/blobs/" + DIGEST, PROXY),
+        ("GET", "/v2/library/x/tags/list", PROXY),
+        ("GET", "/v2/x/manifests/1", PROXY),
+        # A one-component name with a dot is no host (docker.io/library/foo.bar).
+        ("GET", "/v2/foo.bar/manifests/1", PROXY),
+        ("GET", "/v2/org/foo.bar/manifests/1", PROXY),
+        # Anything else: push.
+        ("GET", "/v2/library/x/referrers/" + DIGEST, None),
+        ("GET", "/other", None),
+    ],
+)
+def test_routing_at_port(method, path, expected):
+    path_only = path.split("?")[0]  # Caddy matches the path without the query
+    assert serve(servers()["endpoint"], method, path_only, WRITE) == ("proxy", PUSH, expected)
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/v2/library/x/manifests/1"),
+        ("GET", "/v2/library/x/blobs/" + DIGEST),
+        ("HEAD", "/v2/library/x/blobs/" + DIGEST),
+        ("POST", "/v2/library/x/blobs/uploads/"),
+    ],
+)
+def test_push_port_sends_everything_to_push(method, path):
+    assert serve(servers()["push"], method, path, WRITE) == ("proxy", PUSH, None)
+
+
+def test_route_order_at_port():
+    """Login first, then writes, blob HEAD, host names, /v2/, the shadowed reads, the rest."""
+    routes = servers()["endpoint"]["routes"]
+    kinds = []
+    for route in routes:
+        handler = route["handle"][-1]
+        if handler["handler"] != "reverse_proxy":
+            kinds.append("login")
+        elif "handle_response" in handler:
+            kinds.append("push, then proxy")
+        else:
+            kinds.append("push")
+    assert kinds == ["login"] * 5 + ["push"] * 4 + ["push, then proxy", "push"]
+    assert "match" not in routes[-1]
+    patterns = [m.get("path_regexp", {}).get("pattern") for r in routes[5:10] for m in r["match"]]
+    assert patterns == [
+        None,
+        front.UPLOAD_PATH,
+        front.BLOB_PATH,
+        front.HOST_NAME_PATH,
+        None,
+        front.SHADOWED_READ_PATH,
+    ]
+    # Only one route reaches the proxy.
+    assert front.render_front_config(**config()).count(PROXY) == 1
+
+
+# --- inputs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(push_port=5000),
+        dict(port=0),
+        dict(port="5000"),
+        dict(push_port=True),
+        dict(push_dial="unix socket"),
+        dict(proxy_dial=""),
+        dict(username=""),
+        dict(username="a:b"),
+        dict(password_hash="s3cret"),
+        dict(tokens={}),
+        dict(tokens={"write": 'x" y'}),
+        dict(tokens={"write": TOKENS["write"]}, anonymous_pull=True),
+        dict(tokens={"write": TOKENS["write"], "read": TOKENS["write"]}, anonymous_pull=True),
+        dict(service='a"b'),
+        dict(service="{x}"),
+    ],
+)
+def test_bad_inputs_are_refused(overrides):
+    with pytest.raises(ValueError):
+        front.front_config(**config(**overrides))
+
+
+def test_dial_addresses():
+    for dial in ("unix/@frontproto-push", "unix//run/registry.sock", "127.0.0.1:5002", "[::1]:5002", "localhost:5002"):
+        assert serve(servers(push_dial=dial)["push"], "GET", "/v2/", WRITE) == ("proxy", dial, None)
