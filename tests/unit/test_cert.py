@@ -317,6 +317,43 @@ def test_key_mode_is_fixed_without_new_certificate(root):
     assert read(paths["cert"]) == crt
 
 
+def test_plan_decides_from_the_files_and_the_key_mode():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = cert.requested_sans(HOST)
+    key = cert.make_key()
+    pem, crt = cert.key_pem(key), cert.make_cert(key, HOST, sans, 365, now)
+    reasons = ("private key missing", "certificate missing")
+    assert cert.plan(None, None, None, sans, 30, now) == cert.Plan(True, True, False, reasons)
+    assert cert.plan(pem, crt, 0o600, sans, 30, now) == cert.Plan(False, False, False, ())
+    assert cert.plan(pem, crt, 0o644, sans, 30, now) == cert.Plan(
+        False, False, True, ("private key mode 0644, want 0600",)
+    )
+    todo = cert.plan(pem, None, 0o640, sans, 30, now)
+    assert (todo.new_key, todo.new_cert, todo.fix_key_mode) == (False, True, True)
+    assert todo.reasons == ("certificate missing", "private key mode 0640, want 0600")
+    assert cert.plan(b"junk", crt, 0o600, sans, 30, now).reasons == ("private key unparsable",)
+
+
+def refuse_chmod(monkeypatch):
+    def chmod(path, mode):
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr(cert.os, "chmod", chmod)
+
+
+def test_a_key_mode_that_cannot_be_fixed_fails_naming_the_file(root, monkeypatch, capsys):
+    ensure(root, HOST)
+    key = layout(root)["key"]
+    os.chmod(key, 0o644)
+    refuse_chmod(monkeypatch)
+    with pytest.raises(RegistryError) as exc:
+        ensure(root, HOST)
+    why = "cannot change the mode of %s to 0600 (Operation not permitted)" % key
+    assert role_message(exc.value).startswith("buildset_registry_root: " + why)
+    rc, out = run_module({"root": root, "host": HOST}, capsys)
+    assert rc == 1 and out["msg"].startswith("root: " + why) and out["changed"] is False
+
+
 def test_long_host_is_truncated_in_common_name(root):
     host = "a" * 40 + "." + "b" * 40 + ".example"
     ensure(root, host)

@@ -275,6 +275,41 @@ def test_file_modes_are_fixed(root, paths):
     assert ensure(root, USER)["changed"] is False
 
 
+def test_plan_decides_from_what_is_found():
+    hashed = htp.make_hash("pw", 4)
+    good = htp.line(USER, hashed)
+    kept = htp.plan(htp.Found(htpasswd=good, htpasswd_mode=0o600), USER, "pw", 4, None)
+    assert (kept.reasons, kept.write_htpasswd, kept.keep_hash, kept.generated) == ((), False, hashed, False)
+    loose = htp.Found(stored=b"pw\n", stored_mode=0o644, htpasswd=good, htpasswd_mode=0o640)
+    todo = htp.plan(loose, USER, "", 4, "unused")
+    assert (todo.password, todo.generated, todo.store) == ("pw", True, False)
+    assert (todo.fix_stored_mode, todo.fix_htpasswd_mode, todo.write_htpasswd) == (True, True, False)
+    assert todo.reasons == ("password file mode 0644, want 0600", "htpasswd mode 0640, want 0600")
+    fresh = htp.plan(htp.Found(), USER, "", 4, "new-pw")
+    assert (fresh.password, fresh.store, fresh.keep_hash) == ("new-pw", True, None)
+    assert fresh.reasons == ("password file missing", "htpasswd missing")
+    # Check mode: the new password is not made yet.
+    preview = htp.plan(htp.Found(htpasswd=good, htpasswd_mode=0o600), USER, "", 4, None)
+    assert (preview.password, preview.store, preview.write_htpasswd) == ("", True, True)
+    assert preview.reasons == ("password file missing", "hash does not verify the new password")
+
+
+def test_a_mode_that_cannot_be_fixed_fails_naming_the_file(root, paths, monkeypatch, capsys):
+    ensure(root, USER)
+    os.chmod(paths["htpasswd"], 0o644)
+
+    def chmod(path, mode):
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr(htp.os, "chmod", chmod)
+    with pytest.raises(RegistryError) as exc:
+        ensure(root, USER)
+    why = "cannot change the mode of %s to 0600 (Operation not permitted)" % paths["htpasswd"]
+    assert role_message(exc.value).startswith("buildset_registry_root: " + why)
+    rc, out = run_module({"root": root, "username": USER}, capsys)
+    assert rc == 1 and out["msg"].startswith("root: " + why) and out["changed"] is False
+
+
 # Check mode -----------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@
 """Self-signed certificate of the buildset registry: names, decision, making.
 
 Plain functions (bytes and strings in, decisions and data out) so unit tests
-call them without Ansible. library/buildset_registry_cert.py wires them up.
+call them without Ansible: plan() decides from the key and certificate on
+disk what to make and why (a Plan), apply() makes it; ensure() reads,
+plans and applies, run() is the cert module's whole job.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import datetime
 import ipaddress
 import os
 import re
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -144,38 +147,57 @@ def describe(cert):
     }
 
 
-def plan(key_pem, cert_pem, sans, renew_days, now=None):
-    """Decide what to make from the current file contents (bytes or None).
+@dataclass(frozen=True)
+class Plan:
+    """What ensure() does to the key and certificate, and why."""
 
-    Returns a dict: new_key (bool), new_cert (bool), reasons (list of str).
+    new_key: bool
+    new_cert: bool
+    fix_key_mode: bool
+    reasons: tuple
+
+    @property
+    def changed(self):
+        return self.new_cert or self.fix_key_mode
+
+
+def plan(key_pem, cert_pem, key_mode, sans, renew_days, now):
+    """Decide from what is on disk: the key's and the certificate's bytes
+    (None: missing) and the key's mode.
+
     Nothing is regenerated because time passed, only when the certificate
     is missing, unparsable, does not match the key, lacks a requested name
-    or expires within renew_days.
+    or expires within renew_days; a key that does not parse is replaced.
     """
-    now = now or _now()
-    reasons = []
     key = load_key(key_pem)
     if key is None:
-        reasons.append("private key missing" if not key_pem else "private key unparsable")
+        reasons = ["private key missing" if not key_pem else "private key unparsable"]
         if not cert_pem:
             reasons.append("certificate missing")
-        return {"new_key": True, "new_cert": True, "reasons": reasons}
+        return Plan(new_key=True, new_cert=True, fix_key_mode=False, reasons=tuple(reasons))
+    reasons = _cert_reasons(key, cert_pem, sans, renew_days, now)
+    new_cert = bool(reasons)
+    if key_mode != KEY_MODE:
+        reasons.append("private key mode %04o, want %04o" % (key_mode, KEY_MODE))
+    return Plan(new_key=False, new_cert=new_cert, fix_key_mode=key_mode != KEY_MODE, reasons=tuple(reasons))
+
+
+def _cert_reasons(key, cert_pem, sans, renew_days, now):
+    """Why the certificate in cert_pem will not do for key and sans ([]: it will)."""
     cert = load_cert(cert_pem)
     if cert is None:
-        reasons.append("certificate missing" if not cert_pem else "certificate unparsable")
-        return {"new_key": False, "new_cert": True, "reasons": reasons}
+        return ["certificate missing" if not cert_pem else "certificate unparsable"]
+    reasons = []
     if _public_der(cert.public_key()) != _public_der(key.public_key()):
         reasons.append("certificate does not match the key")
     have = set(_san_strings(cert))
-    for san in sans:
-        if san not in have:
-            reasons.append("subjectAltName lacks %s" % san)
+    reasons += ["subjectAltName lacks %s" % san for san in sans if san not in have]
     not_after = cert.not_valid_after_utc
     if not_after <= now:
         reasons.append("expired (%s)" % not_after.isoformat())
     elif not_after - now < datetime.timedelta(days=renew_days):
         reasons.append("expires within %d days (%s)" % (renew_days, not_after.isoformat()))
-    return {"new_key": False, "new_cert": bool(reasons), "reasons": reasons}
+    return reasons
 
 
 def make_key():
@@ -191,13 +213,12 @@ def key_pem(key):
     )
 
 
-def make_cert(key, host, sans, valid_days, now=None):
+def make_cert(key, host, sans, valid_days, now):
     """A self-signed certificate that is also its own CA; returns PEM bytes.
 
     basicConstraints CA:TRUE and keyCertSign let docker, skopeo and curl take
     the certificate itself as the CA file.
     """
-    now = now or _now()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
@@ -284,57 +305,58 @@ def ensure(params, check_mode=False, now=None):
     key_path, sans, not_after and fingerprint; before/after describe the
     certificate, never the key.
     """
-    host, valid_days = params["host"], params["valid_days"]
-    sans = requested_sans(host, params["extra_names"])
     now = now or _now()
+    sans = requested_sans(params["host"], params["extra_names"])
     paths = layout(params["root"])
-    kpath, cpath = paths["key"], paths["cert"]
-    old_key = read_optional(kpath)
-    old_cert = read_optional(cpath)
-    decision = plan(old_key, old_cert, sans, params["renew_days"], now)
-    reasons = list(decision["reasons"])
-    loaded = load_cert(old_cert)
-
-    fix_key_mode = False
-    if not decision["new_key"]:
-        mode = os.stat(kpath).st_mode & 0o7777
-        if mode != KEY_MODE:
-            fix_key_mode = True
-            reasons.append("private key mode %04o, want %04o" % (mode, KEY_MODE))
-
+    key, cert = read_optional(paths["key"]), read_optional(paths["cert"])
+    todo = plan(key, cert, _mode(paths["key"]), sans, params["renew_days"], now)
+    current = load_cert(cert)
     outcome = Outcome(
-        changed=decision["new_cert"] or fix_key_mode,
-        reasons=reasons,
-        header=cpath,
-        before=diff_text(describe(loaded) if loaded is not None else None),
-        data={"cert_path": cpath, "key_path": kpath},
+        changed=todo.changed,
+        reasons=list(todo.reasons),
+        header=paths["cert"],
+        before=diff_text(describe(current) if current is not None else None),
+        data={"cert_path": paths["cert"], "key_path": paths["key"]},
     )
-    if not decision["new_cert"]:
-        if fix_key_mode and not check_mode:
-            os.chmod(kpath, KEY_MODE)
-        return _finish(outcome, loaded)
-    if check_mode:
-        outcome.data.update(cert="", sans=sans, not_after="", fingerprint="")
-        outcome.after = diff_text(
-            {
-                "subject": "CN=%s" % host[:64],
-                "sans": sans,
-                "not_after": "about %s" % (now + datetime.timedelta(days=valid_days)).isoformat(),
-                "fingerprint": "(new certificate)",
-            }
-        )
-        return outcome
+    if check_mode and todo.new_cert:
+        return _preview(outcome, params["host"], sans, params["valid_days"], now)
+    if not check_mode:
+        current = apply(todo, params, key, sans, now) or current
+    return _finish(outcome, current)
 
-    if decision["new_key"]:
+
+def apply(todo, params, old_key, sans, now):
+    """Carry out todo; return the new certificate (None: the one on disk stays).
+
+    A file that cannot be written or changed raises RegistryError naming it.
+    """
+    paths = layout(params["root"])
+    if todo.new_key:
         key = make_key()
-        write_file(kpath, key_pem(key), KEY_MODE)
+        write_file(paths["key"], key_pem(key), KEY_MODE)
     else:
         key = load_key(old_key)
-        if fix_key_mode:
-            os.chmod(kpath, KEY_MODE)
-    pem = make_cert(key, host, sans, valid_days, now)
-    write_file(cpath, pem, CERT_MODE)
-    return _finish(outcome, load_cert(pem))
+        if todo.fix_key_mode:
+            _set_mode(paths["key"], KEY_MODE)
+    if not todo.new_cert:
+        return None
+    pem = make_cert(key, params["host"], sans, params["valid_days"], now)
+    write_file(paths["cert"], pem, CERT_MODE)
+    return load_cert(pem)
+
+
+def _preview(outcome, host, sans, valid_days, now):
+    """The outcome of check mode when a new certificate would be made."""
+    outcome.data.update(cert="", sans=sans, not_after="", fingerprint="")
+    outcome.after = diff_text(
+        {
+            "subject": "CN=%s" % host[:64],
+            "sans": sans,
+            "not_after": "about %s" % (now + datetime.timedelta(days=valid_days)).isoformat(),
+            "fingerprint": "(new certificate)",
+        }
+    )
+    return outcome
 
 
 def _finish(outcome, cert):
@@ -347,3 +369,34 @@ def _finish(outcome, cert):
         fingerprint=info["fingerprint"],
     )
     return outcome
+
+
+def _mode(path):
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _set_mode(path, mode):
+    try:
+        os.chmod(path, mode)
+    except OSError as e:
+        raise RegistryError(
+            "root",
+            "{root}: cannot change the mode of %s to %04o (%s); run as the user that owns it, "
+            "or set {root} to a directory this user owns",
+            path,
+            mode,
+            e.strerror or e,
+        ) from e
+
+
+def run(params, check_mode, result):
+    """The cert module's whole job: check, then ensure; fills result (the
+    paths first, so that a failure names them too)."""
+    paths = layout(params["root"])
+    result.update(cert_path=paths["cert"], key_path=paths["key"], reasons=[])
+    validate(params)
+    outcome = ensure(params, check_mode)
+    result.update(outcome.report(), diff=outcome.diff())

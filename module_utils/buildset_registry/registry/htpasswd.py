@@ -3,7 +3,9 @@
 """htpasswd (bcrypt) file and stored password of the buildset registry.
 
 Plain functions (strings and bytes in, decisions and data out) so unit tests
-call them without Ansible. library/buildset_registry_htpasswd.py wires them up.
+call them without Ansible: look() reads what is on disk, plan() decides
+from it what to write and why (a Plan), apply() writes it; ensure() is the
+three in a row, run() the htpasswd module's whole job.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from dataclasses import dataclass
 
 import bcrypt
 
@@ -120,15 +123,17 @@ def make_hash(password, cost):
     return PREFIX + hashed[4:]
 
 
-def plan(data, username, password, cost):
-    """Decide the htpasswd content from the current bytes (or None: missing).
+def check_htpasswd(data, username, password, cost):
+    """Whether the htpasswd bytes (None: missing) will do for username and
+    password at cost: (the hash to keep or None, reasons to write it).
 
-    Returns (hash to write, reasons). The current hash is kept when the file
-    holds exactly one entry, for username, of the wanted cost, that verifies
-    the password (bcrypt.checkpw; hashes are salted so never compared).
+    A hash is kept when it is for username, of the wanted cost, and
+    verifies the password (bcrypt.checkpw; hashes are salted so never
+    compared); the file is rewritten unless that is its one entry, in
+    canonical form.
     """
     if data is None:
-        return make_hash(password, cost), ["htpasswd missing"]
+        return None, ["htpasswd missing"]
     entries, error = parse_htpasswd(data)
     reasons = [error] if error else []
     if not error and len(entries) != 1:
@@ -147,7 +152,7 @@ def plan(data, username, password, cost):
             keep = mine[0]
     if not reasons and data != line(username, keep):
         reasons.append("htpasswd not in canonical form")
-    return keep or make_hash(password, cost), reasons
+    return keep, reasons
 
 
 def line(username, hashed):
@@ -168,11 +173,77 @@ def describe(data):
     )
 
 
-def _mode(path):
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        return None
+@dataclass(frozen=True)
+class Found:
+    """The files ensure() reads: bytes (None: missing) and modes."""
+
+    stored: bytes | None = None  # the password file; read for a generated password only
+    stored_mode: int | None = None
+    htpasswd: bytes | None = None
+    htpasswd_mode: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ensure() does to the password file and the htpasswd, and why."""
+
+    password: str  # the password in effect; "" when check mode would generate one
+    generated: bool  # the password is the stored one (or a new one to store)
+    store: bool  # write the password file with a new password
+    fix_stored_mode: bool
+    keep_hash: str | None  # the hash in the htpasswd to keep (None: make one)
+    write_htpasswd: bool
+    fix_htpasswd_mode: bool
+    reasons: tuple
+
+
+def look(paths, generated):
+    """What is on disk (Found); the password file only when generated."""
+    stored = read_optional(paths["password"]) if generated else None
+    return Found(
+        stored=stored,
+        stored_mode=_mode(paths["password"]) if stored is not None else None,
+        htpasswd=read_optional(paths["htpasswd"]),
+        htpasswd_mode=_mode(paths["htpasswd"]),
+    )
+
+
+def plan(found, username, password, cost, new_password):
+    """Decide from found what to write; pure.
+
+    password: the option; empty: the stored password, or new_password when
+    none is stored that can be used (None in check mode: not made yet).
+    """
+    generated, store, fix_stored, reasons = not password, False, False, []
+    if generated:
+        password = parse_stored_password(found.stored)
+        if password is None:
+            reasons.append("password file missing" if found.stored is None else "password file empty or unusable")
+            store, password = True, new_password
+        elif found.stored_mode != FILE_MODE:
+            fix_stored = True
+            reasons.append("password file mode %04o, want %04o" % (found.stored_mode, FILE_MODE))
+    if password is not None:
+        keep, hreasons = check_htpasswd(found.htpasswd, username, password, cost)
+    else:  # Check mode: the new password is not made yet, so neither is its hash.
+        keep, hreasons = (
+            None,
+            ["htpasswd missing" if found.htpasswd is None else "hash does not verify the new password"],
+        )
+    reasons += hreasons
+    fix_htpasswd = found.htpasswd is not None and not hreasons and found.htpasswd_mode != FILE_MODE
+    if fix_htpasswd:
+        reasons.append("htpasswd mode %04o, want %04o" % (found.htpasswd_mode, FILE_MODE))
+    return Plan(
+        password=password or "",
+        generated=generated,
+        store=store,
+        fix_stored_mode=fix_stored,
+        keep_hash=keep,
+        write_htpasswd=bool(hreasons),
+        fix_htpasswd_mode=fix_htpasswd,
+        reasons=tuple(reasons),
+    )
 
 
 def ensure(params, check_mode=False):
@@ -183,59 +254,71 @@ def ensure(params, check_mode=False):
     check mode when one would be generated), password_generated,
     htpasswd_path and username; before/after never show a hash or password.
     """
-    username, password, cost = params["username"], params["password"], params["bcrypt_cost"]
+    username, cost = params["username"], params["bcrypt_cost"]
     paths = layout(params["root"])
-    hpath, ppath = paths["htpasswd"], paths["password"]
-    reasons = []
-    store = stored = None
-    generated = not password
-    if generated:
-        stored = read_optional(ppath)
-        password = parse_stored_password(stored)
-        if password is None:
-            reasons.append("password file missing" if stored is None else "password file empty or unusable")
-            store = generate_password()
-            password = store
-        elif _mode(ppath) != FILE_MODE:
-            reasons.append("password file mode %04o, want %04o" % (_mode(ppath), FILE_MODE))
-
-    old = read_optional(hpath)
-    if check_mode and store is not None:
-        # The password that would be generated is not known yet.
-        hashed = None
-        hreasons = ["htpasswd missing"] if old is None else ["hash does not verify the new password"]
-    else:
-        hashed, hreasons = plan(old, username, password, cost)
-    reasons += hreasons
-    if old is not None and not hreasons and _mode(hpath) != FILE_MODE:
-        reasons.append("htpasswd mode %04o, want %04o" % (_mode(hpath), FILE_MODE))
-
+    found = look(paths, not params["password"])
+    todo = plan(found, username, params["password"], cost, None if check_mode else generate_password())
     outcome = Outcome(
-        changed=bool(reasons),
-        reasons=reasons,
-        header=hpath,
-        before=describe(old),
-        after="htpasswd for user %s: %s\n" % (username, "hash updated" if hreasons else "hash kept"),
+        changed=bool(todo.reasons),
+        reasons=list(todo.reasons),
+        header=paths["htpasswd"],
+        before=describe(found.htpasswd),
+        after="htpasswd for user %s: %s\n" % (username, "hash updated" if todo.write_htpasswd else "hash kept"),
         data={
-            "password": "" if check_mode and store is not None else password,
-            "password_generated": generated,
-            "htpasswd_path": hpath,
+            "password": todo.password,
+            "password_generated": todo.generated,
+            "htpasswd_path": paths["htpasswd"],
             "username": username,
         },
     )
-    if generated:
-        outcome.before += "password file: %s\n" % ("absent" if stored is None else "present")
-        outcome.after += "password file: %s\n" % ("new password stored" if store else "kept")
-    if check_mode or not reasons:
-        return outcome
-
-    # Password first: if the htpasswd write fails, the next run reuses it.
-    if store is not None:
-        write_file(ppath, (store + "\n").encode("utf-8"), FILE_MODE)
-    elif generated and _mode(ppath) != FILE_MODE:
-        os.chmod(ppath, FILE_MODE)
-    if hreasons:
-        write_file(hpath, line(username, hashed), FILE_MODE)
-    elif _mode(hpath) != FILE_MODE:
-        os.chmod(hpath, FILE_MODE)
+    if todo.generated:
+        outcome.before += "password file: %s\n" % ("absent" if found.stored is None else "present")
+        outcome.after += "password file: %s\n" % ("new password stored" if todo.store else "kept")
+    if not check_mode:
+        apply(todo, paths, username, cost)
     return outcome
+
+
+def apply(todo, paths, username, cost):
+    """Carry out todo. The password first: if the htpasswd write fails, the
+    next run reuses it. A file that cannot be written or changed raises
+    RegistryError naming it."""
+    if todo.store:
+        write_file(paths["password"], (todo.password + "\n").encode("utf-8"), FILE_MODE)
+    elif todo.fix_stored_mode:
+        _set_mode(paths["password"], FILE_MODE)
+    if todo.write_htpasswd:
+        hashed = todo.keep_hash or make_hash(todo.password, cost)
+        write_file(paths["htpasswd"], line(username, hashed), FILE_MODE)
+    elif todo.fix_htpasswd_mode:
+        _set_mode(paths["htpasswd"], FILE_MODE)
+
+
+def _mode(path):
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _set_mode(path, mode):
+    try:
+        os.chmod(path, mode)
+    except OSError as e:
+        raise RegistryError(
+            "root",
+            "{root}: cannot change the mode of %s to %04o (%s); run as the user that owns it, "
+            "or set {root} to a directory this user owns",
+            path,
+            mode,
+            e.strerror or e,
+        ) from e
+
+
+def run(params, check_mode, result):
+    """The htpasswd module's whole job: check, then ensure; fills result
+    (the path and user first, so that a failure names them too)."""
+    result.update(htpasswd_path=layout(params["root"])["htpasswd"], username=params["username"], reasons=[])
+    validate(params)
+    outcome = ensure(params, check_mode)
+    result.update(outcome.report(), diff=outcome.diff())
