@@ -210,39 +210,21 @@ image_id:
   sample: sha256:3c3913ad2fac
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.common.options import (
-    mask_store_secrets,
-    return_secrets,
-    role_spec,
-    role_variables,
-)
+from ansible.module_utils.buildset_registry.common.options import role_spec, role_variables
+from ansible.module_utils.buildset_registry.common.shell import run_module
 from ansible.module_utils.buildset_registry.registry.engine import docker
 from ansible.module_utils.buildset_registry.registry.entry import run
 
 
 def main():
-    module = AnsibleModule(argument_spec=role_spec(), supports_check_mode=True)
-    mask_store_secrets(module)
-    result = dict(changed=False, containers={})
-    if docker is None:
-        module.fail_json(msg=missing_required_lib("docker"), **result)
-    try:
-        run(module.params, module.check_mode, result)
-    except RegistryError as e:
-        result.pop("diff", None)
-        module.fail_json(msg=e.render(role_variables()), **result)
-    if not module._diff:
-        del result["diff"]
-    if module.check_mode:
-        # The task shows its result in check mode (for --diff): keep every
-        # password masked there, a stored one too.
-        password = result.get("buildset_registry", {}).get("password")
-        if password:
-            module.no_log_values.add(password)
-        module.exit_json(**result)
-    module.exit_json(invocation=return_secrets(module, "password"), **result)
+    run_module(
+        role_spec(),
+        run,
+        names=role_variables(),
+        needs={"docker": docker},
+        start={"containers": {}},
+        returns=("buildset_registry", "password"),
+    )
 
 
 if __name__ == "__main__":

@@ -136,25 +136,13 @@ reasons:
   sample: ["subjectAltName lacks IP:203.0.113.10"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.common.layout import layout
 from ansible.module_utils.buildset_registry.common.options import part_spec
-from ansible.module_utils.buildset_registry.registry.cert import ensure, validate
+from ansible.module_utils.buildset_registry.common.shell import run_module
+from ansible.module_utils.buildset_registry.registry.cert import run
 
 
 def main():
-    module = AnsibleModule(argument_spec=part_spec("cert"), supports_check_mode=True)
-    paths = layout(module.params["root"])
-    result = dict(changed=False, cert_path=paths["cert"], key_path=paths["key"], reasons=[])
-    try:
-        validate(module.params)
-        outcome = ensure(module.params, check_mode=module.check_mode)
-    except RegistryError as e:
-        module.fail_json(msg=str(e), **result)
-    if module._diff:
-        result["diff"] = outcome.diff()
-    module.exit_json(**dict(result, **outcome.report()))
+    run_module(part_spec("cert"), run)
 
 
 if __name__ == "__main__":

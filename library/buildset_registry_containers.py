@@ -194,30 +194,30 @@ ready_seconds:
   sample: 0.21
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry.common.options import mask_store_secrets, part_spec
+from ansible.module_utils.buildset_registry.common.errors import Outcome
+from ansible.module_utils.buildset_registry.common.options import part_spec
+from ansible.module_utils.buildset_registry.common.shell import run_module
 from ansible.module_utils.buildset_registry.registry.containers import run
 from ansible.module_utils.buildset_registry.registry.engine import docker
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=part_spec("containers"),
-        required_if=[("state", "present", ["proxy_remote_url"])],
-        supports_check_mode=True,
-    )
-    mask_store_secrets(module)
+def job(params, check_mode, result):
     outcome = Outcome(header="containers", data={"containers": {}})
-    if docker is None:
-        module.fail_json(msg=missing_required_lib("docker"), **outcome.report())
     try:
-        run(module.params, module.check_mode, outcome)
-    except RegistryError as e:
-        module.fail_json(msg=str(e), **outcome.report())
-    if module._diff:
-        module.exit_json(diff=outcome.diff(), **outcome.report())
-    module.exit_json(**outcome.report())
+        run(params, check_mode, outcome)
+    finally:
+        # A failure still shows what was done.
+        result.update(outcome.report(), diff=outcome.diff())
+
+
+def main():
+    run_module(
+        part_spec("containers"),
+        job,
+        required_if=[("state", "present", ["proxy_remote_url"])],
+        needs={"docker": docker},
+        start={"containers": {}, "reasons": []},
+    )
 
 
 if __name__ == "__main__":

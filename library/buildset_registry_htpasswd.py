@@ -119,25 +119,13 @@ reasons:
   sample: ["bcrypt cost 10, want 4"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.common.layout import layout
-from ansible.module_utils.buildset_registry.common.options import part_spec, return_secrets
-from ansible.module_utils.buildset_registry.registry.htpasswd import ensure, validate
+from ansible.module_utils.buildset_registry.common.options import part_spec
+from ansible.module_utils.buildset_registry.common.shell import run_module
+from ansible.module_utils.buildset_registry.registry.htpasswd import run
 
 
 def main():
-    module = AnsibleModule(argument_spec=part_spec("htpasswd"), supports_check_mode=True)
-    p = module.params
-    result = dict(changed=False, htpasswd_path=layout(p["root"])["htpasswd"], username=p["username"], reasons=[])
-    try:
-        validate(p)
-        outcome = ensure(p, check_mode=module.check_mode)
-    except RegistryError as e:
-        module.fail_json(msg=str(e), **result)
-    if module._diff:
-        result["diff"] = outcome.diff()
-    module.exit_json(invocation=return_secrets(module, "password"), **dict(result, **outcome.report()))
+    run_module(part_spec("htpasswd"), run, returns=("password",))
 
 
 if __name__ == "__main__":

@@ -140,17 +140,13 @@ state_file:
   sample: /var/lib/buildset-registry/use-state.json
 """
 
-import base64
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.use.entry import run
+from ansible.module_utils.buildset_registry.common.shell import run_module
+from ansible.module_utils.buildset_registry.use.entry import run, secrets
 from ansible.module_utils.buildset_registry.use.inputs import VARIABLES
 
-MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 ARGUMENT_SPEC = dict(
     # Not no_log: Ansible would then mask every value of the dict (host
-    # names and ports too) wherever it appears; the secrets are masked below.
+    # names and ports too) wherever it appears; secrets() gives what to mask.
     registry=dict(type="dict"),
     namespaces=dict(type="list", elements="str", default=["docker.io"]),
     state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -158,32 +154,15 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def secrets(registry):
-    """The password, and the forms the module writes it in."""
-    if not isinstance(registry, dict) or not registry.get("password"):
-        return []
-    password = str(registry["password"])
-    pair = "%s:%s" % (registry.get("username", ""), password)
-    return [password, pair, base64.b64encode(pair.encode()).decode()]
-
-
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    module.no_log_values.update(secrets(module.params["registry"]))
-    invocation = {"module_args": dict(module.params, registry=MASKED if module.params["registry"] else None)}
-    result = dict(changed=False, invocation=invocation)
-    try:
-        result.update(run(module.params, module.check_mode))
-    except RegistryError as e:
-        module.fail_json(msg=e.render(VARIABLES), **result)
-    except OSError as e:
-        module.fail_json(msg="%s: %s (run the use entry point as root)" % (e.filename or "", e.strerror or e), **result)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    diff = result.pop("diff", [])
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    run_module(
+        ARGUMENT_SPEC,
+        run,
+        names=VARIABLES,
+        secrets=secrets,
+        hidden=("registry",),
+        os_hint="run the use entry point as root",
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 from module_runner import load_library, run_main
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.shell import MASKED
 from ansible.module_utils.buildset_registry.use import containers_image as containers
 from ansible.module_utils.buildset_registry.use import docker as docker
 from ansible.module_utils.buildset_registry.use import entry as use
@@ -223,7 +224,7 @@ def test_module_refuses_bad_input_naming_the_role_variable(capsys, no_state, arg
 
 def test_module_masks_the_registry_in_its_invocation(capsys, no_state):
     code, out = run_main(module.main, dict(registry=fact(), namespaces=["Quay.io"]), capsys)
-    assert out["invocation"]["module_args"]["registry"] == module.MASKED
+    assert out["invocation"]["module_args"]["registry"] == MASKED
     assert out["invocation"]["module_args"]["namespaces"] == ["Quay.io"]
 
 

@@ -4,10 +4,10 @@
 
 RegistryError is the one error base. It carries the module option it is
 about; the message names that option (and any other) as ``{option}``
-tokens, so each module reports its own option names and the role's module
-reports the role variables (``buildset_registry_<option>``) instead. Values
-are interpolated after the names, so a brace in a user's value is never
-mistaken for a token.
+tokens, and the module that reports it says which name each token takes
+(render(names)): a part module its own option names, the role's module the
+role variables (``buildset_registry_<option>``). Values are interpolated
+after the names, so a brace in a user's value is never mistaken for a token.
 
 Outcome is the one shape of what a part did: changed, the reasons, and
 before/after texts for ``--diff`` that never hold a secret.
@@ -19,14 +19,6 @@ import re
 from dataclasses import dataclass, field
 
 _TOKEN = re.compile(r"\{([a-z][a-z0-9_]*)\}")
-# Tokens that render() treats as option names; the rest of the braces in a
-# message (log text, JSON) stay untouched.
-_OPTION_NAMES = set()
-
-
-def known_options(names):
-    """Declare option names (common/options.py does, for every part)."""
-    _OPTION_NAMES.update(names)
 
 
 class RegistryError(Exception):
@@ -44,17 +36,18 @@ class RegistryError(Exception):
         super().__init__(self.render())
 
     def render(self, names=None):
-        """The message, option tokens replaced through names (default: as is)."""
-        names = names or {}
-        # Unknown names keep their braces: text quoted from a log stays as it was.
-        text = _TOKEN.sub(
-            lambda m: names.get(m.group(1), m.group(1) if m.group(1) in _OPTION_NAMES else m.group(0)), self.template
-        )
-        return text % self.values if self.values else text
+        """The message, each token replaced through names (option -> the
+        name the reader knows). A token names lacks keeps its braces: text
+        quoted from a log into a message stays as it was. Without names
+        (str()), every token is its bare name."""
 
-    @property
-    def msg(self):
-        return str(self)
+        def name(match):
+            if names is None:
+                return match.group(1)
+            return names.get(match.group(1), match.group(0))
+
+        text = _TOKEN.sub(name, self.template)
+        return text % self.values if self.values else text
 
 
 @dataclass

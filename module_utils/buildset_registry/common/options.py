@@ -13,8 +13,6 @@ name the same options as this file.
 
 from __future__ import annotations
 
-from ansible.module_utils.buildset_registry.common.errors import known_options
-
 ROOT = {"root": dict(type="path", required=True)}
 HOST = {"host": dict(type="str", required=True)}
 STATE = {"state": dict(type="str", default="present", choices=["present", "absent"])}
@@ -65,7 +63,6 @@ ROLE_DEFAULTS = {
     "username": "zuul",
     "docker_host": "unix:///var/run/docker.sock",
 }
-MASKED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def _role_name(part, option):
@@ -120,26 +117,3 @@ def mask_store_secrets(module):
     for options in (module.params.get("object_storage") or {}).values():
         if isinstance(options, dict):
             module.no_log_values.update(str(v) for k, v in options.items() if k in STORE_SECRETS and v)
-
-
-def return_secrets(module, *names):
-    """Let a module return the values of its no_log options in its result.
-
-    AnsibleModule masks every no_log value anywhere in a result, which
-    would turn a password the user gave into '********' where the module
-    exists to return it (its task is no_log). Unmask those values and keep
-    them masked in the echoed arguments; returns the invocation to pass to
-    exit_json.
-    """
-    params = dict(module.params)
-    for name in names:
-        if params.get(name):
-            module.no_log_values.discard(params[name])
-            params[name] = MASKED
-    for name, spec in module.argument_spec.items():
-        if spec.get("no_log") and params.get(name):
-            params[name] = MASKED
-    return {"module_args": params}
-
-
-known_options(role_variables())

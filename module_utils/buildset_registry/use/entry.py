@@ -11,6 +11,7 @@ that is not JSON or a dockerd that could not take our mirrors fail first.
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 from dataclasses import dataclass
@@ -162,8 +163,19 @@ def apply(changes, state, engine, result):
             pass
 
 
-def run(params, check_mode=False):
-    """Bring the node to params["state"]; return the module result.
+def secrets(params):
+    """The password in params' registry, and the forms it is written in."""
+    registry = params.get("registry")
+    if not isinstance(registry, dict) or not registry.get("password"):
+        return []
+    password = str(registry["password"])
+    pair = "%s:%s" % (registry.get("username", ""), password)
+    return [password, pair, base64.b64encode(pair.encode()).decode()]
+
+
+def run(params, check_mode, result):
+    """Bring the node to params["state"], filling result (the module's) as
+    it goes.
 
     Raises RegistryError, before changing anything when the input or a
     file is bad.
@@ -187,15 +199,15 @@ def run(params, check_mode=False):
     daemon = next((c for c in changes if c.path == docker.DAEMON_JSON), None)
     want = docker.mirror_urls(wanted.mirrors) if daemon and daemon.target else None
     engine = dockerd.find() if daemon else None
-    result = {
-        "changed": False,
-        "state": params["state"],
-        "home": home,
-        "clients": found,
-        "state_file": STATE_FILE,
-        "dockerd": {"pid": engine.pid if engine else None, "reloaded": False, "mirrors": None},
-        "warnings": [],
-    }
+    result.update(
+        changed=False,
+        state=params["state"],
+        home=home,
+        clients=found,
+        state_file=STATE_FILE,
+        dockerd={"pid": engine.pid if engine else None, "reloaded": False, "mirrors": None},
+        warnings=[],
+    )
     if engine and engine.mirror_flag and want:
         raise RegistryError(
             None,
@@ -224,9 +236,8 @@ def run(params, check_mode=False):
     if check_mode:
         result["dockerd"]["reloaded"] = reload
         result["changed"] |= reload
-        return result
+        return
     apply(changes, state, engine, result)
     if reload:
         _reload(engine, want or docker.mirrors_in(daemon.new), result)
         result["changed"] = True
-    return result

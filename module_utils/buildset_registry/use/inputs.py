@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from ansible.module_utils.buildset_registry.common.errors import RegistryError, known_options
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
 
 # Module option -> role variable.
 VARIABLES = {
@@ -23,7 +23,6 @@ VARIABLES = {
     "state": "buildset_registry_state",
     "home": "buildset_registry_use_home",
 }
-known_options(VARIABLES)
 
 REQUIRED_KEYS = ("host", "port", "push_host", "push_port", "username", "password", "cert", "mirrors")
 DOCKER_IO = "docker.io"
