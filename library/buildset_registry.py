@@ -19,15 +19,15 @@ description:
     and M(buildset_registry_containers) do, with the same functions. It keeps
     or makes the key and self-signed certificate, keeps or writes the
     htpasswd entry (generating and storing a password when none is given),
-    and keeps, creates, recreates or restarts the proxy and push
-    containers, returning when both endpoints answer.
+    and keeps, creates, recreates or restarts the push registry, the proxy
+    registry and the front, returning when they answer.
   - Returns the registry's coordinates, the password included, in
     RV(buildset_registry); the task that calls it must be C(no_log).
   - Needs the C(docker), C(cryptography) and C(bcrypt) Python packages and a
     running Docker engine on the target.
 options:
   root:
-    description: Directory holding certs/, auth/, config/ and data/; absolute.
+    description: Directory holding certs/, auth/, config/, data/ and cache/; absolute.
     type: path
     required: true
   host:
@@ -35,17 +35,25 @@ options:
     type: str
     required: true
   port:
-    description: Port of the proxy endpoint.
+    description: Port of the one endpoint (push, pushed images first, the upstream cached).
     type: int
     default: 5000
   push_port:
-    description: Port of the push endpoint; not O(port).
+    description: Port of the push-only endpoint; not O(port).
     type: int
     default: 5001
   image:
-    description: Image of both containers; pulled when missing.
+    description: Image of both registries; pulled when missing.
     type: str
     default: registry:2
+  front_image:
+    description: Image of the front (Caddy 2); pulled when missing.
+    type: str
+    default: caddy:2
+  anonymous_pull:
+    description: Let clients pull without the login (a read-only token); pushes always need it.
+    type: bool
+    default: false
   proxy_remote_url:
     description: The proxy's upstream, an http(s) URL.
     type: str
@@ -70,19 +78,23 @@ options:
     default: ""
   state:
     description:
-      - V(present) runs the registry and waits until both endpoints answer.
-      - V(absent) removes both containers and keeps every file under O(root).
+      - V(present) runs the registry and waits until its containers answer.
+      - V(absent) removes the three containers and keeps every file under O(root).
     type: str
     choices: [present, absent]
     default: present
   proxy_container:
-    description: Name of the proxy container.
+    description: Name of the proxy registry's container.
     type: str
     default: buildset_proxy
   push_container:
-    description: Name of the push container.
+    description: Name of the push registry's container.
     type: str
     default: buildset_registry
+  front_container:
+    description: Name of the front's container.
+    type: str
+    default: buildset_front
   cert_extra_names:
     description: More subjectAltNames (DNS names or IP addresses).
     type: list
@@ -101,16 +113,9 @@ options:
     type: int
     default: 4
   wait_timeout:
-    description: Seconds to wait until both endpoints answer.
+    description: Seconds to wait until every container answers.
     type: int
     default: 60
-  storage_mode:
-    description:
-      - V(shared) keeps both endpoints on one storage; V(separate) gives the
-        proxy its own cache, so that pushed images shadow upstream ones.
-    type: str
-    choices: [shared, separate]
-    default: shared
   object_storage:
     description:
       - Empty for the filesystem under O(root); otherwise one key, the
@@ -176,6 +181,9 @@ buildset_registry:
     username: zuul
     password: (secret)
     cert: "-----BEGIN CERTIFICATE-----..."
+    mirrors: ["192.0.2.10:5000"]
+    addresses: {}
+    anonymous_pull: false
 certificate:
   description: What happened to the certificate (see M(buildset_registry_cert)).
   returned: state is present
@@ -194,20 +202,21 @@ containers:
   returned: always
   type: dict
   sample:
-    proxy: {name: buildset_proxy, id: 0d1e2f, action: unchanged, port: 5000}
-    push: {name: buildset_registry, id: 3a4b5c, action: restarted, port: 5001}
+    push: {name: buildset_registry, id: 3a4b5c, action: unchanged}
+    proxy: {name: buildset_proxy, id: 0d1e2f, action: unchanged}
+    front: {name: buildset_front, id: 7e8f9a, action: restarted, ports: [5000, 5001]}
 endpoints:
-  description: Where clients reach each endpoint.
+  description: Where clients reach the one endpoint (registry) and the push-only endpoint (push).
   returned: always
   type: dict
   sample:
-    proxy: {host: 192.0.2.10, port: 5000, address: "192.0.2.10:5000"}
+    registry: {host: 192.0.2.10, port: 5000, address: "192.0.2.10:5000"}
     push: {host: 192.0.2.10, port: 5001, address: "192.0.2.10:5001"}
-image_id:
-  description: ID of the image both containers run; null in check mode when it is still to be pulled.
+image_ids:
+  description: Image reference -> ID of the images the containers run (null in check mode when still to be pulled).
   returned: state is present
-  type: str
-  sample: sha256:3c3913ad2fac
+  type: dict
+  sample: {"registry:2": "sha256:3c3913ad2fac", "caddy:2": "sha256:9b1e3d0c4a55"}
 """
 
 from ansible.module_utils.buildset_registry.common.options import role_spec, role_variables

@@ -8,29 +8,35 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: buildset_registry_containers
-short_description: Run the buildset registry's proxy and push containers
+short_description: Run the buildset registry's three containers
 description:
-  - Runs two containers of one registry image on one data directory, with
-    host networking, restart policy C(always), TLS (minimum TLS 1.2) from
-    O(root)/certs and htpasswd authentication from O(root)/auth/htpasswd.
-  - The proxy container serves O(port) as a pull-through cache of
-    O(proxy_remote_url); the push container serves O(push_port) as a plain
-    registry.
-  - Each container's registry configuration is written to O(root)/config
-    (mode 0600) and mounted read-only, so upstream credentials never appear
-    in the container's environment.
+  - Runs, with host networking and restart policy C(always), a push
+    registry (pushed images in O(root)/data), a proxy registry caching
+    O(proxy_remote_url) (in O(root)/cache), both of O(image) and listening
+    only on abstract unix sockets of the node, and a front of
+    O(front_image) (Caddy) holding TLS (minimum TLS 1.2) from
+    O(root)/certs, the login (a token challenge; the bcrypt hash of
+    O(root)/auth/htpasswd) and both public ports.
+  - O(port) is the one endpoint; it takes pushes, serves pushed images
+    first and everything else from the proxy. O(push_port) reaches the push
+    registry only.
+  - Each container's configuration is written to O(root)/config (mode
+    0600) and mounted read-only, so credentials never appear in a
+    container's environment.
   - A container is recreated only when its desired spec (image ID,
-    environment, mounts, configuration, port, restart policy, network)
-    changes, restarted when the certificate, key or htpasswd it serves
-    changed, started when it is stopped.
-  - Returns only when both endpoints answer C(/v2/) with 401 over verified
-    TLS; a container that exits or restarts meanwhile fails the task with
-    its last log lines and the likely cause.
+    command, mounts, configuration, ports, restart policy, network)
+    changes, the front restarted when the certificate or key it serves
+    changed, a container started when it is stopped.
+  - Returns only when each registry answers on its socket and the front
+    answers C(/v2/) over verified TLS on both ports (401, the login's
+    challenge; 200 with the write token); a container that exits or
+    restarts meanwhile fails the task with its last log lines and the
+    likely cause.
   - Needs the C(docker) Python SDK and a running Docker engine on the target.
 options:
   root:
     description:
-      - Directory holding certs/, auth/, config/ and data/ (see the role's
+      - Directory holding certs/, auth/, config/, data/ and cache/ (see the role's
         module_utils buildset_registry/common/layout.py).
       - With O(state=absent) nothing under it is touched.
     type: path
@@ -41,18 +47,38 @@ options:
     type: str
     required: true
   port:
-    description: Port of the proxy endpoint.
+    description: Port of the one endpoint.
     type: int
     default: 5000
   push_port:
-    description: Port of the push endpoint; not O(port).
+    description: Port of the push-only endpoint; not O(port).
     type: int
     default: 5001
   image:
     description:
-      - Image of both containers; pulled when missing.
+      - Image of both registries; pulled when missing.
     type: str
     default: registry:2
+  front_image:
+    description:
+      - Image of the front (Caddy 2, C(caddy) on its PATH); pulled when missing.
+    type: str
+    default: caddy:2
+  username:
+    description:
+      - The login's user, whose bcrypt hash O(root)/auth/htpasswd holds.
+        Required with O(state=present).
+    type: str
+  password:
+    description:
+      - The login's password, which keys the front's tokens; empty reads the
+        one stored in O(root)/auth/password.
+    type: str
+    default: ""
+  anonymous_pull:
+    description: Let clients pull without the login (a read-only token); pushes always need it.
+    type: bool
+    default: false
   proxy_remote_url:
     description:
       - The proxy's upstream, an http(s) URL. Required with O(state=present).
@@ -66,31 +92,28 @@ options:
     type: str
     default: ""
   proxy_container:
-    description: Name of the proxy container.
+    description: Name of the proxy registry's container.
     type: str
     default: buildset_proxy
   push_container:
-    description: Name of the push container.
+    description: Name of the push registry's container.
     type: str
     default: buildset_registry
+  front_container:
+    description: Name of the front's container.
+    type: str
+    default: buildset_front
   state:
     description:
-      - V(present) runs both containers and waits until both answer.
-      - V(absent) removes both containers and keeps every file under O(root).
+      - V(present) runs the three containers and waits until they answer.
+      - V(absent) removes them and keeps every file under O(root).
     type: str
     choices: [present, absent]
     default: present
   wait_timeout:
-    description: Seconds to wait until both endpoints answer.
+    description: Seconds to wait until every container answers.
     type: int
     default: 60
-  storage_mode:
-    description:
-      - V(shared) keeps both endpoints on one storage; V(separate) gives the
-        proxy its own cache, so that pushed images shadow upstream ones.
-    type: str
-    choices: [shared, separate]
-    default: shared
   object_storage:
     description:
       - Empty for the filesystem under O(root); otherwise one key, the
@@ -141,7 +164,7 @@ EXAMPLES = r"""
     proxy_password: "{{ upstream_password }}"
   no_log: true
 
-- name: Remove both containers, keeping the data
+- name: Remove the three containers, keeping the data
   buildset_registry_containers:
     root: /var/lib/buildset_registry
     host: 192.0.2.10
@@ -154,8 +177,8 @@ containers:
   returned: always
   type: dict
   contains:
-    proxy:
-      description: The proxy container.
+    push:
+      description: The push registry's container.
       type: dict
       contains:
         name: {description: Container name., type: str}
@@ -163,32 +186,38 @@ containers:
         action:
           description: One of created, recreated, restarted, started, unchanged, removed, absent.
           type: str
-        port: {description: Port of the endpoint., type: int}
-    push:
-      description: The push container, as RV(containers.proxy).
+    proxy:
+      description: The proxy registry's container, as RV(containers.push).
+      type: dict
+    front:
+      description: The front's container, as RV(containers.push), with the public C(ports) it holds.
       type: dict
   sample:
-    proxy: {name: buildset_proxy, id: 3f1c9a..., action: created, port: 5000}
-    push: {name: buildset_registry, id: 9b2e07..., action: unchanged, port: 5001}
-image_id:
-  description: ID of the image both containers run; null in check mode when it is still to be pulled.
+    push: {name: buildset_registry, id: 9b2e07..., action: unchanged}
+    proxy: {name: buildset_proxy, id: 3f1c9a..., action: created}
+    front: {name: buildset_front, id: 5d0a3c..., action: created, ports: [5000, 5001]}
+image_ids:
+  description:
+    - Image reference -> ID of the images the containers run; an ID is null
+      in check mode when it is still to be pulled.
   returned: state is present
-  type: str
-  sample: sha256:3c3913ad2fac0a1fd2d2e3c5c4e1bd0bdfcc0e1e3b1d6d0b0e8a1e5c0f0e9a11
-image_pulled:
-  description: Whether the image was pulled (or would be, in check mode).
+  type: dict
+  sample: {"registry:2": "sha256:3c3913ad2fac", "caddy:2": "sha256:9b1e3d0c4a55"}
+images_pulled:
+  description: The images pulled (or that would be, in check mode).
   returned: state is present
-  type: bool
-  sample: false
+  type: list
+  elements: str
+  sample: []
 endpoints:
-  description: Where clients reach each endpoint.
+  description: Where clients reach the one endpoint (registry) and the push-only endpoint (push).
   returned: always
   type: dict
   sample:
-    proxy: {host: 192.0.2.10, port: 5000, address: "192.0.2.10:5000"}
+    registry: {host: 192.0.2.10, port: 5000, address: "192.0.2.10:5000"}
     push: {host: 192.0.2.10, port: 5001, address: "192.0.2.10:5001"}
 ready_seconds:
-  description: Seconds spent waiting until both endpoints answered 401.
+  description: Seconds spent waiting until every container answered.
   returned: state is present and not in check mode
   type: float
   sample: 0.21
@@ -214,7 +243,7 @@ def main():
     run_module(
         part_spec("containers"),
         job,
-        required_if=[("state", "present", ["proxy_remote_url"])],
+        required_if=[("state", "present", ["proxy_remote_url", "username"])],
         needs={"docker": docker},
         start={"containers": {}, "reasons": []},
     )

@@ -183,6 +183,7 @@ class _Engines:
         for cmd in (
             [os.path.join(SCRIPTS, "podman-service"), "start", engine["docker_host"]],
             [os.path.join(SCRIPTS, "provide-registry-image"), "--podman", engine["docker_host"]],
+            [os.path.join(SCRIPTS, "provide-front-image"), "--podman", engine["docker_host"]],
         ):
             proc = subprocess.run(cmd, capture_output=True, text=True)
             assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}"
@@ -229,6 +230,7 @@ class Registry:
             "buildset_registry_push_port": port + 1,
             "buildset_registry_proxy_container": f"it_proxy_{tag}",
             "buildset_registry_push_container": f"it_push_{tag}",
+            "buildset_registry_front_container": f"it_front_{tag}",
             "buildset_registry_proxy_remote_url": upstream_url,
         }
         self.engine = engine or ENGINES["docker"]
@@ -238,7 +240,11 @@ class Registry:
 
     @property
     def containers(self):
-        return [self.vars["buildset_registry_proxy_container"], self.vars["buildset_registry_push_container"]]
+        return [
+            self.vars["buildset_registry_push_container"],
+            self.vars["buildset_registry_proxy_container"],
+            self.vars["buildset_registry_front_container"],
+        ]
 
     def apply(self, extra_vars=None, verbosity=0, env=None, check=False, tasks_after="", diff=False):
         """Run the role in a playbook; return (CompletedProcess, facts or None)."""
@@ -291,7 +297,7 @@ class Registry:
         return proc, facts
 
     def container_ids(self):
-        """Container name -> ID of those of our two containers that exist."""
+        """Container name -> ID of those of our three containers that exist."""
         ids = {}
         for name in self.containers:
             if self.engine["cli"] == "docker":

@@ -17,35 +17,44 @@ import pytest
 import yaml
 from module_runner import load_library, option_params, run_main
 
+from ansible.module_utils.buildset_registry.common.address import host_port
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import (
-    CONTAINER_CONFIG,
+    CONTAINER_CERTS,
     CONTAINER_DATA,
-    CONTAINER_HTPASSWD,
+    CONTAINER_FRONT_CONFIG,
+    CONTAINER_REGISTRY_CONFIG,
     layout,
     write_file,
 )
 from ansible.module_utils.buildset_registry.common.options import part_spec, role_variables
 from ansible.module_utils.buildset_registry.registry.config import registry_config, render_config
-from ansible.module_utils.buildset_registry.registry.containers import validate
+from ansible.module_utils.buildset_registry.registry.containers import checks, validate
 from ansible.module_utils.buildset_registry.registry.diagnose import diagnose, log_tail
-from ansible.module_utils.buildset_registry.registry.engine import Engine, root_cause
-from ansible.module_utils.buildset_registry.registry.ready import port_free
-from ansible.module_utils.buildset_registry.registry.spec import (
+from ansible.module_utils.buildset_registry.registry.endpoints import endpoint_list, socket_name
+from ansible.module_utils.buildset_registry.registry.engine import (
     PORT_LABEL,
     SPEC_LABEL,
+    Engine,
     create_args,
+    existing_of,
+    host_config_args,
+    root_cause,
+)
+from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+from ansible.module_utils.buildset_registry.registry.plan import (
     decide_action,
     desired_spec,
-    files_changed,
-    files_digest,
-    host_config_args,
-    host_port,
-    parse_served_state,
     plan_endpoints,
     ports_to_check,
-    render_served_state,
     spec_hash,
+)
+from ansible.module_utils.buildset_registry.registry.ready import port_free
+from ansible.module_utils.buildset_registry.registry.served import (
+    files_changed,
+    files_digest,
+    parse_served_state,
+    render_served_state,
 )
 
 TRICKY = 'p@ss: "w#rd" \\ {x} \u00e9'
@@ -72,76 +81,144 @@ def run_module(capsys, args):
 
 
 def params(**over):
-    given = dict(root="/srv/bsr", host="127.0.0.1", proxy_remote_url="https://registry-1.docker.io")
+    given = dict(root="/srv/bsr", host="127.0.0.1", proxy_remote_url="https://registry-1.docker.io", username="zuul")
     return option_params(part_spec("containers"), **dict(given, **over))
+
+
+HASH = "$2y$04$" + "a" * 53
+TOKENS = derive_tokens("zuul", "pw")
+
+
+def endpoints(p, hashed=HASH, tokens=TOKENS):
+    return endpoint_list(p, layout(p["root"]), hashed, tokens)
 
 
 # --- configuration ---------------------------------------------------------------
 
+SOCKET = "@buildset-registry/srv/bsr/proxy"
 
-def test_proxy_config_is_a_tls_htpasswd_pull_through_cache():
-    config = yaml.safe_load(render_config("proxy", 5000, "https://up.example", "u", TRICKY))
-    assert config == registry_config("proxy", 5000, "https://up.example", "u", TRICKY)
-    assert config["http"]["addr"] == ":5000"
-    assert config["http"]["tls"]["minimumtls"] == "tls1.2"
-    assert config["auth"]["htpasswd"]["path"] == CONTAINER_HTPASSWD
+
+def test_proxy_config_is_a_pull_through_cache_on_its_socket_without_tls_or_login():
+    config = yaml.safe_load(render_config("proxy", SOCKET, "https://up.example", "u", TRICKY))
+    assert config == registry_config("proxy", SOCKET, "https://up.example", "u", TRICKY)
+    assert config["http"]["net"] == "unix" and config["http"]["addr"] == SOCKET
+    assert "tls" not in config["http"] and "auth" not in config
     assert config["storage"]["filesystem"]["rootdirectory"] == CONTAINER_DATA
     assert config["proxy"] == {"remoteurl": "https://up.example", "username": "u", "password": TRICKY}
 
 
 def test_proxy_without_credentials_has_no_credential_keys():
-    config = yaml.safe_load(render_config("proxy", 5000, "https://up.example"))
+    config = yaml.safe_load(render_config("proxy", SOCKET, "https://up.example"))
     assert config["proxy"] == {"remoteurl": "https://up.example"}
 
 
-def test_push_config_is_a_plain_registry_on_its_port():
-    config = yaml.safe_load(render_config("push", 5001, "https://up.example", "u", "secret"))
+def test_push_config_is_a_plain_registry_without_upstream_secrets():
+    config = yaml.safe_load(render_config("push", SOCKET, "https://up.example", "u", "secret"))
     assert "proxy" not in config
-    assert config["http"]["addr"] == ":5001"
-    assert "secret" not in render_config("push", 5001, "https://up.example", "u", "secret")
+    assert "secret" not in render_config("push", SOCKET, "https://up.example", "u", "secret")
 
 
 def test_registry_config_rejects_unknown_kind_and_proxy_without_upstream():
     with pytest.raises(ValueError):
-        registry_config("mirror", 5000, "https://up.example")
+        registry_config("mirror", SOCKET, "https://up.example")
     with pytest.raises(ValueError):
-        registry_config("proxy", 5000, "")
+        registry_config("proxy", SOCKET, "")
 
 
-# --- spec and hash ----------------------------------------------------------------
+def test_socket_names_are_per_root_and_kind_and_fit_an_abstract_socket():
+    assert socket_name("/srv/bsr", "push") == "@buildset-registry/srv/bsr/push"
+    assert socket_name("/srv/bsr", "push") != socket_name("/srv/other", "push")
+    long = socket_name("/" + "x" * 200, "proxy")
+    assert long.startswith("@buildset-registry-") and len(long) <= 100
 
 
-def test_desired_spec_mounts_the_htpasswd_file_not_the_auth_dir_and_keeps_secrets_out():
-    paths = layout("/srv/bsr")
-    text = render_config("proxy", 5000, "https://up.example", "u", "s3cret")
-    spec = desired_spec("proxy", 5000, "sha256:abc", text, paths)
-    sources = [b.split(":")[0] for b in spec["binds"]]
-    assert paths["htpasswd"] in sources
-    assert paths["auth_dir"] not in sources
-    assert "%s:%s:ro" % (paths["proxy_config"], CONTAINER_CONFIG) in spec["binds"]
-    assert "%s:%s:rw" % (paths["data_dir"], CONTAINER_DATA) in spec["binds"]
-    assert spec["env"] == ["REGISTRY_HTTP_ADDR=:5000"]
-    args = create_args(spec, "buildset_proxy", "registry:2", spec_hash(spec))
-    hc = host_config_args(spec)
-    visible = json.dumps([args, hc])
-    assert "s3cret" not in visible
-    assert hc["network_mode"] == "host" and hc["restart_policy"] == {"Name": "always"}
-    assert args["labels"][SPEC_LABEL] == spec_hash(spec)
-    assert args["labels"][PORT_LABEL] == "5000"
+# --- the containers, as data ---------------------------------------------------------
+
+
+def test_three_containers_in_start_order_the_front_last():
+    p = params()
+    kinds = [(e.kind, e.name) for e in endpoints(p)]
+    assert kinds == [("push", "buildset_registry"), ("proxy", "buildset_proxy"), ("front", "buildset_front")]
+
+
+def test_registries_keep_their_data_apart_and_hold_no_public_port():
+    p = params()
+    paths = layout(p["root"])
+    push, proxy, front = endpoints(p)
+    assert push.binds == ("%s:%s:rw" % (paths["data_dir"], CONTAINER_DATA),)
+    assert proxy.binds == ("%s:%s:rw" % (paths["cache_dir"], CONTAINER_DATA),)
+    assert push.ports == proxy.ports == ()
+    assert front.ports == (("port", 5000), ("push_port", 5001))
+    assert front.binds == ("%s:%s:ro" % (paths["certs_dir"], CONTAINER_CERTS),)
+    assert front.served == ("cert", "key") and push.served == proxy.served == ()
+
+
+def test_object_storage_mounts_no_data_directory():
+    store = {"s3": {"bucket": "b", "region": "r", "secretkey": "K"}}
+    push, proxy, _ = endpoints(params(object_storage=store))
+    assert push.binds == proxy.binds == ()
+
+
+def test_front_config_dials_both_sockets_and_holds_the_hash_not_the_password():
+    p = params()
+    front = endpoints(p)[2]
+    config = json.loads(front.config)
+    text = json.dumps(config)
+    assert "unix/" + socket_name("/srv/bsr", "push") in text
+    assert "unix/" + socket_name("/srv/bsr", "proxy") in text
+    assert TOKENS["write"] in text and "pw" not in json.dumps(config["apps"]["http"]["servers"]["push"]["listen"])
+
+
+def test_desired_spec_mounts_each_config_read_only_and_keeps_secrets_out():
+    p = params(proxy_password="s3cret")
+    paths = layout(p["root"])
+    push, proxy, front = endpoints(p)
+    spec = desired_spec(proxy, "sha256:abc")
+    assert "%s:%s:ro" % (paths["proxy_config"], CONTAINER_REGISTRY_CONFIG) in spec["binds"]
+    assert spec["env"] == [] and spec["ports"] == []
+    front_spec = desired_spec(front, "sha256:caddy")
+    assert "%s:%s:ro" % (paths["front_config"], CONTAINER_FRONT_CONFIG) in front_spec["binds"]
+    assert front_spec["entrypoint"] == ["caddy"] and front_spec["ports"] == [5000, 5001]
+    for each in (spec, front_spec):
+        args = create_args(each, "name", "image", spec_hash(each))
+        hc = host_config_args(each)
+        visible = json.dumps([args, hc])
+        assert "s3cret" not in visible and TOKENS["write"] not in visible and HASH not in visible
+        assert hc["network_mode"] == "host" and hc["restart_policy"] == {"Name": "always"}
+        assert args["labels"][SPEC_LABEL] == spec_hash(each)
+    assert create_args(front_spec, "f", "caddy:2", "h")["labels"][PORT_LABEL] == "5000,5001"
+    assert create_args(front_spec, "f", "caddy:2", "h")["entrypoint"] == ["caddy"]
+    assert "entrypoint" not in create_args(spec, "p", "registry:2", "h")
+
+
+def test_existing_of_reads_the_ports_label():
+    summary = {"Id": "c1", "State": "running", "Labels": {SPEC_LABEL: "h", PORT_LABEL: "5000,5001"}}
+    assert existing_of(summary) == {"id": "c1", "status": "running", "spec_hash": "h", "ports": [5000, 5001]}
+    assert existing_of({"Id": "c2", "Labels": {}})["ports"] == []
 
 
 def test_spec_hash_is_stable_and_follows_every_input():
-    paths = layout("/srv/bsr")
-    text = render_config("proxy", 5000, "https://up.example")
-    spec = desired_spec("proxy", 5000, "sha256:abc", text, paths)
+    p = params()
+    proxy = endpoints(p)[1]
+    spec = desired_spec(proxy, "sha256:abc")
     assert spec_hash(spec) == spec_hash(dict(reversed(list(spec.items()))))
     others = [
-        desired_spec("proxy", 5000, "sha256:def", text, paths),
-        desired_spec("proxy", 5000, "sha256:abc", render_config("proxy", 5000, "https://other"), paths),
-        desired_spec("proxy", 5002, "sha256:abc", text, paths),
-        desired_spec("proxy", 5000, "sha256:abc", text, layout("/srv/other")),
+        desired_spec(proxy, "sha256:def"),
+        desired_spec(endpoints(params(proxy_remote_url="https://other"))[1], "sha256:abc"),
+        desired_spec(endpoints(params(root="/srv/other"))[1], "sha256:abc"),
+        desired_spec(endpoints(params(port=5002))[2], "sha256:abc"),
     ]
     assert len({spec_hash(spec)} | {spec_hash(o) for o in others}) == 5
+
+
+def test_front_waits_for_the_challenge_on_both_ports_and_the_push_registry_through_it():
+    push, _, front = endpoints(params())
+    assert [(c.port, c.expect, bool(c.authorization)) for c in checks(front, TOKENS)] == [
+        (5000, 401, False),
+        (5001, 401, False),
+        (5000, 200, True),
+    ]
+    assert [(c.socket, c.expect) for c in checks(push, TOKENS)] == [(push.socket, 200)]
 
 
 # --- decisions ----------------------------------------------------------------------
@@ -179,69 +256,79 @@ def test_files_digest_and_files_changed():
     assert files_changed({}, "p", "c1", a)  # no record: restart to be sure
 
 
-def _settled(p, digest="files-1"):
+IMAGES = {"registry:2": "sha256:img", "caddy:2": "sha256:caddy"}
+FILES = {"cert": b"C", "key": b"K"}
+
+
+def _settled(p, contents=FILES):
     """Containers, state file and config files as one run of p leaves them."""
-    paths = layout(p["root"])
-    plan = plan_endpoints(p, paths, "sha256:img", {}, {}, digest, {})
-    found, served = {}, {}
-    for kind, item in plan.items():
-        found[item.name] = {"id": "id-" + kind, "status": "running", "spec_hash": item.hash, "port": item.port}
-        served[item.name] = {"id": "id-" + kind, "files": digest}
-    return paths, found, served, {kind: item.config for kind, item in plan.items()}
+    plans = plan_endpoints(endpoints(p), IMAGES, {}, {}, contents, {})
+    found, served, on_disk = {}, {}, {}
+    for item in plans:
+        found[item.name] = {"id": "id-" + item.kind, "status": "running", "spec_hash": item.hash, "ports": []}
+        served[item.name] = {"id": "id-" + item.kind, "files": item.served_digest}
+        on_disk[item.endpoint.config_path] = item.endpoint.config
+    return found, served, on_disk
 
 
-def actions(plan):
-    return {kind: item.action for kind, item in plan.items()}
+def actions(plans):
+    return {item.kind: item.action for item in plans}
 
 
-def test_plan_first_run_creates_both_and_writes_both_configs():
-    p = params()
-    plan = plan_endpoints(p, layout(p["root"]), "sha256:img", {}, {}, "files-1", {})
-    assert actions(plan) == {"proxy": "created", "push": "created"}
-    assert all(item.stale_config for item in plan.values())
+def test_plan_first_run_creates_all_three_and_writes_every_config():
+    plans = plan_endpoints(endpoints(params()), IMAGES, {}, {}, FILES, {})
+    assert actions(plans) == {"push": "created", "proxy": "created", "front": "created"}
+    assert all(item.stale_config for item in plans)
 
 
 def test_plan_second_run_changes_nothing():
     p = params()
-    paths, found, served, on_disk = _settled(p)
-    plan = plan_endpoints(p, paths, "sha256:img", found, served, "files-1", on_disk)
-    assert actions(plan) == {"proxy": "unchanged", "push": "unchanged"}
-    assert not any(item.stale_config for item in plan.values())
+    found, served, on_disk = _settled(p)
+    plans = plan_endpoints(endpoints(p), IMAGES, found, served, FILES, on_disk)
+    assert actions(plans) == {"push": "unchanged", "proxy": "unchanged", "front": "unchanged"}
+    assert not any(item.stale_config for item in plans)
 
 
-def test_plan_restarts_both_when_a_served_file_changed():
+def test_plan_restarts_only_the_front_when_the_certificate_changed():
     p = params()
-    paths, found, served, on_disk = _settled(p)
-    plan = plan_endpoints(p, paths, "sha256:img", found, served, "files-2", on_disk)
-    assert actions(plan) == {"proxy": "restarted", "push": "restarted"}
+    found, served, on_disk = _settled(p)
+    plans = plan_endpoints(endpoints(p), IMAGES, found, served, dict(FILES, cert=b"new"), on_disk)
+    assert actions(plans) == {"push": "unchanged", "proxy": "unchanged", "front": "restarted"}
 
 
 def test_plan_recreates_only_the_proxy_for_a_new_upstream():
     p = params()
-    paths, found, served, on_disk = _settled(p)
-    plan = plan_endpoints(
-        params(proxy_remote_url="https://mirror.example"), paths, "sha256:img", found, served, "files-1", on_disk
-    )
-    assert actions(plan) == {"proxy": "recreated", "push": "unchanged"}
-    assert plan["proxy"].stale_config and not plan["push"].stale_config
+    found, served, on_disk = _settled(p)
+    plans = plan_endpoints(endpoints(params(proxy_remote_url="https://mirror.example")), IMAGES, found, served,
+                           FILES, on_disk)  # fmt: skip
+    assert actions(plans) == {"push": "unchanged", "proxy": "recreated", "front": "unchanged"}
+    assert [item.kind for item in plans if item.stale_config] == ["proxy"]
 
 
-def test_plan_recreates_both_for_a_new_image_and_restarts_for_an_edited_config():
+def test_plan_recreates_the_front_for_a_new_password_or_anonymous_pull():
     p = params()
-    paths, found, served, on_disk = _settled(p)
-    plan = plan_endpoints(p, paths, "sha256:new", found, served, "files-1", on_disk)
-    assert actions(plan) == {"proxy": "recreated", "push": "recreated"}
-    plan = plan_endpoints(p, paths, "sha256:img", found, served, "files-1", dict(on_disk, push="edited"))
-    assert actions(plan) == {"proxy": "unchanged", "push": "restarted"}
+    found, served, on_disk = _settled(p)
+    for new in (endpoints(p, tokens=derive_tokens("zuul", "other")), endpoints(params(anonymous_pull=True))):
+        plans = plan_endpoints(new, IMAGES, found, served, FILES, on_disk)
+        assert actions(plans) == {"push": "unchanged", "proxy": "unchanged", "front": "recreated"}
+
+
+def test_plan_recreates_the_registries_for_a_new_image_and_restarts_for_an_edited_config():
+    p = params()
+    found, served, on_disk = _settled(p)
+    plans = plan_endpoints(endpoints(p), dict(IMAGES, **{"registry:2": "sha256:new"}), found, served, FILES, on_disk)
+    assert actions(plans) == {"push": "recreated", "proxy": "recreated", "front": "unchanged"}
+    edited = dict(on_disk, **{layout(p["root"])["front_config"]: "edited"})
+    plans = plan_endpoints(endpoints(p), IMAGES, found, served, FILES, edited)
+    assert actions(plans) == {"push": "unchanged", "proxy": "unchanged", "front": "restarted"}
 
 
 def test_ports_to_check_skips_ports_our_running_containers_hold():
-    ports = {"proxy": 5000, "push": 5001}
-    assert ports_to_check({"p": {"status": "running", "port": 5000}}, ports) == [("push", 5001)]
-    swapped = {"p": {"status": "running", "port": 5000}, "q": {"status": "running", "port": 5001}}
-    assert ports_to_check(swapped, {"proxy": 5001, "push": 5000}) == []
-    kept = {"p": {"status": "running", "port": 5000}, "q": {"status": "exited", "port": 5001}}
-    assert ports_to_check(kept, ports) == [("push", 5001)]
+    ports = {"port": 5000, "push_port": 5001}
+    assert ports_to_check({"f": {"status": "running", "ports": [5000, 5001]}}, ports) == []
+    assert ports_to_check({"f": {"status": "running", "ports": [5000]}}, ports) == [("push_port", 5001)]
+    assert ports_to_check({"f": {"status": "exited", "ports": [5000, 5001]}}, ports) == list(ports.items())
+    assert ports_to_check({"f": {"status": "running", "ports": [5001, 5000]}}, {"port": 5001, "push_port": 5000}) == []
 
 
 def test_port_free_sees_a_loopback_listener():
@@ -267,6 +354,10 @@ def test_host_port_brackets_ipv6():
         (dict(push_port=70000), "buildset_registry_push_port"),
         (dict(push_port=5000), "two different ports"),
         (dict(push_container="buildset_proxy"), "different names"),
+        (dict(front_container="buildset_registry"), "different names"),
+        (dict(front_image=""), "buildset_registry_front_image"),
+        (dict(image="registry :2"), "buildset_registry_image"),
+        (dict(anonymous_pull="yes"), "buildset_registry_anonymous_pull"),
         (dict(proxy_remote_url="registry-1.docker.io"), "buildset_registry_proxy_remote_url"),
         (dict(wait_timeout=0), "buildset_registry_wait_timeout"),
     ],
@@ -298,7 +389,7 @@ def role_words(*args):
 
 
 def test_diagnose_upstream_unreachable():
-    msg = role_words(PANIC_LOG, "proxy", 15000, "http://127.0.0.1:15099")
+    msg = role_words(PANIC_LOG, "proxy", "http://127.0.0.1:15099")
     assert "upstream http://127.0.0.1:15099 is unreachable" in msg
     assert "connection refused" in msg
     assert "buildset_registry_proxy_remote_url" in msg
@@ -306,28 +397,30 @@ def test_diagnose_upstream_unreachable():
 
 def test_diagnose_upstream_name_not_resolved():
     log = 'panic: Get "https://nope.invalid/v2/": dial tcp: lookup nope.invalid: no such host\n'
-    assert "unreachable" in diagnose(log, "proxy", 5000, "https://other.example")
+    assert "unreachable" in diagnose(log, "proxy", "https://other.example")
 
 
-def test_diagnose_address_in_use_names_the_port_variable():
-    log = 'time="x" level=fatal msg="listen tcp :5001: bind: address already in use"\n'
-    msg = role_words(log, "push", 5001)
-    assert "5001" in msg and "buildset_registry_push_port" in msg
+def test_diagnose_address_in_use_names_the_port_variables_for_the_front_and_root_for_a_registry():
+    log = '{"level":"error","msg":"listening on :5001: listen tcp :5001: bind: address already in use"}\n'
+    msg = role_words(log, "front")
+    assert "buildset_registry_port" in msg and "buildset_registry_push_port" in msg
+    log = 'time="x" level=fatal msg="listen unix @/r/push: bind: address already in use"\n'
+    assert "buildset_registry_root" in role_words(log, "push")
 
 
-def test_diagnose_certificate_and_htpasswd_and_generic():
-    cert = 'time="x" level=fatal msg="open /certs/domain.key: no such file or directory"\n'
-    assert "certificate" in diagnose(cert, "push", 5001, cert_path="/r/certs/domain.crt")
+def test_diagnose_certificate_image_and_generic():
+    cert = '{"level":"error","msg":"loading certificates: open /certs/domain.key: no such file or directory"}\n'
+    assert "/r/certs/domain.crt" in diagnose(cert, "front", cert_path="/r/certs/domain.crt")
     bad_pair = "tls: private key does not match public key\n"
-    assert "certificate" in diagnose(bad_pair, "push", 5001)
-    htpasswd = 'time="x" level=fatal msg="error opening htpasswd: open /auth/htpasswd: no such file or directory"\n'
-    assert "/r/auth/htpasswd" in diagnose(htpasswd, "push", 5001, htpasswd_path="/r/auth/htpasswd")
-    assert diagnose("", "push", 5001) == "no cause in the log"
+    assert "certificate" in diagnose(bad_pair, "front")
+    no_caddy = 'exec: "caddy": executable file not found in $PATH\n'
+    assert "buildset_registry_front_image" in role_words(no_caddy, "front")
+    assert diagnose("", "push") == "no cause in the log"
 
 
 def test_diagnose_proxy_that_never_listens_points_at_the_upstream():
     log = 'time="x" level=info msg="Starting cached object TTL expiration scheduler..."\n'
-    msg = role_words(log, "proxy", 5000, "http://127.0.0.1:15098")
+    msg = role_words(log, "proxy", "http://127.0.0.1:15098")
     assert "http://127.0.0.1:15098" in msg and "buildset_registry_proxy_remote_url" in msg
 
 
@@ -393,9 +486,9 @@ def test_module_needs_root_and_host(capsys):
     assert out["failed"] and "host" in out["msg"] and "root" in out["msg"]
 
 
-def test_module_needs_the_upstream_when_present(capsys):
+def test_module_needs_the_upstream_and_the_user_when_present(capsys):
     out = run_module(capsys, {"root": "/tmp/x", "host": "h"})
-    assert out["failed"] and "proxy_remote_url" in out["msg"]
+    assert out["failed"] and "proxy_remote_url" in out["msg"] and "username" in out["msg"]
 
 
 def test_module_reports_an_unreachable_engine_fast_without_secrets(capsys, monkeypatch, tmp_path):
@@ -409,6 +502,7 @@ def test_module_reports_an_unreachable_engine_fast_without_secrets(capsys, monke
             "host": "127.0.0.1",
             "port": "15000",
             "proxy_remote_url": "http://127.0.0.1:15050",
+            "username": "zuul",
             "proxy_password": "upstream-s3cret",
         },
     )
@@ -430,6 +524,7 @@ def test_module_refuses_equal_ports_before_calling_docker(capsys, monkeypatch, t
             "port": 5000,
             "push_port": 5000,
             "proxy_remote_url": "https://up.example",
+            "username": "zuul",
         },
     )
     # The part module names its own options.

@@ -12,8 +12,7 @@ from module_runner import option_params
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.options import part_spec, role_variables
 from ansible.module_utils.buildset_registry.registry import containers as containers
-from ansible.module_utils.buildset_registry.registry.engine import Engine, existing_of
-from ansible.module_utils.buildset_registry.registry.spec import PORT_LABEL, SPEC_LABEL
+from ansible.module_utils.buildset_registry.registry.engine import PORT_LABEL, SPEC_LABEL, Engine, existing_of
 
 
 class FakeClient:
@@ -79,7 +78,8 @@ def summary(name, cid, state="running", spec="h", port="5000"):
 
 
 def params(tmp_path, **over):
-    given = dict(root=str(tmp_path / "root"), host="127.0.0.1", proxy_remote_url="https://up.example", wait_timeout=5)
+    given = dict(root=str(tmp_path / "root"), host="127.0.0.1", proxy_remote_url="https://up.example", wait_timeout=5,
+                 username="zuul")  # fmt: skip
     return option_params(part_spec("containers"), **dict(given, **over))
 
 
@@ -100,7 +100,12 @@ def test_an_image_that_cannot_be_pulled_names_the_option_and_the_cause():
     msg = exc.value.render(role_variables())
     assert exc.value.option == "image"
     assert "nope:1 is not on this host and cannot be pulled: manifest unknown" in msg
-    assert "Set buildset_registry_image" in msg
+    assert "Set buildset_registry_image" in msg and "provide-registry-image" in msg
+    with pytest.raises(RegistryError) as exc:
+        Engine(FakeClient(pull_messages=[{"error": "denied"}]), "unix://x").image_id("caddy:2", False, "front_image")
+    assert exc.value.option == "front_image"
+    msg = exc.value.render(role_variables())
+    assert "Set buildset_registry_front_image" in msg and "provide-front-image" in msg
 
 
 def test_find_matches_whole_names_and_reads_labels():
@@ -114,10 +119,10 @@ def test_find_matches_whole_names_and_reads_labels():
     found = Engine(client, "unix://x").find(["buildset_proxy", "buildset_registry"])
     assert client.calls == [("containers", ("^/?buildset_proxy$", "^/?buildset_registry$"))]
     assert found == {
-        "buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "h", "port": 5000},
-        "buildset_registry": {"id": "c3", "status": "exited", "spec_hash": None, "port": None},
+        "buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "h", "ports": [5000]},
+        "buildset_registry": {"id": "c3", "status": "exited", "spec_hash": None, "ports": []},
     }
-    assert existing_of(summary("x", "c", port="junk"))["port"] is None
+    assert existing_of(summary("x", "c", port="junk"))["ports"] == []
 
 
 def test_logs_that_cannot_be_read_say_so():
@@ -135,7 +140,7 @@ def test_sdk_errors_become_a_registry_error_naming_the_engine():
 def test_preflight_absent_asks_for_the_containers_only(tmp_path):
     client = FakeClient(listing=[summary("buildset_proxy", "c1")])
     pre = containers.preflight(Engine(client, "unix://x"), params(tmp_path, state="absent"), False)
-    assert pre.found == {"buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "h", "port": 5000}}
+    assert pre.found == {"buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "h", "ports": [5000]}}
     assert [c[0] for c in client.calls] == ["containers"]
 
 
@@ -147,15 +152,17 @@ def test_absent_removes_what_exists_and_reports_the_rest(tmp_path):
     assert ("remove", "c1") in client.calls
     assert outcome.changed and outcome.data["containers"]["proxy"]["action"] == "removed"
     assert outcome.data["containers"]["push"]["action"] == "absent"
+    assert outcome.data["containers"]["front"]["action"] == "absent"
     assert "proxy container buildset_proxy: running" in outcome.before
 
 
 def test_check_mode_plans_without_acting_or_writing(tmp_path):
-    client = FakeClient(images={"registry:2": "sha256:abc"})
+    client = FakeClient(images={"registry:2": "sha256:abc", "caddy:2": "sha256:caddy"})
     engine = Engine(client, "unix://x")
     p = params(tmp_path, port=17951, push_port=17952)
     outcome = containers.ensure(engine, p, containers.preflight(engine, p, True), check_mode=True)
-    assert {k: v["action"] for k, v in outcome.data["containers"].items()} == {"proxy": "created", "push": "created"}
+    actions = {k: v["action"] for k, v in outcome.data["containers"].items()}
+    assert actions == {"proxy": "created", "push": "created", "front": "created"}
     assert outcome.changed and "proxy container buildset_proxy created: no container yet" in outcome.reasons
     assert not any(c[0] in ("create_container", "start", "remove") for c in client.calls)
     assert not (tmp_path / "root").exists()
@@ -163,26 +170,37 @@ def test_check_mode_plans_without_acting_or_writing(tmp_path):
 
 def test_apply_removes_a_recreated_container_before_creating_and_restarts_a_kept_one(tmp_path):
     from ansible.module_utils.buildset_registry.common.layout import layout
-    from ansible.module_utils.buildset_registry.registry.spec import plan_endpoints
+    from ansible.module_utils.buildset_registry.registry.endpoints import endpoint_list
+    from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+    from ansible.module_utils.buildset_registry.registry.plan import plan_endpoints
 
     p = params(tmp_path)
-    paths = layout(p["root"])
-    first = plan_endpoints(p, paths, "sha256:abc", {}, {}, "files", {})
+    tokens = derive_tokens("zuul", "pw")
+    endpoints = endpoint_list(p, layout(p["root"]), "$2y$04$" + "a" * 53, tokens)
+    images = {"registry:2": "sha256:abc", "caddy:2": "sha256:caddy"}
+    first = {item.kind: item for item in plan_endpoints(endpoints, images, {}, {}, {}, {})}
     found = {
-        "buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "old", "port": 5000},
-        "buildset_registry": {"id": "c2", "status": "running", "spec_hash": first["push"].hash, "port": 5001},
+        "buildset_proxy": {"id": "c1", "status": "running", "spec_hash": "old", "ports": []},
+        "buildset_registry": {"id": "c2", "status": "running", "spec_hash": first["push"].hash, "ports": []},
+        "buildset_front": {"id": "c3", "status": "running", "spec_hash": first["front"].hash, "ports": [5000, 5001]},
     }
-    plan = plan_endpoints(p, paths, "sha256:abc", found, {}, "files", {k: i.config for k, i in first.items()})
+    on_disk = {item.endpoint.config_path: item.endpoint.config for item in first.values()}
+    plans = plan_endpoints(endpoints, images, found, {}, {}, on_disk)
     client = FakeClient()
-    started = containers._apply(Engine(client, "unix://x"), plan, "registry:2", paths)
+    started = containers._apply(Engine(client, "unix://x"), plans, tokens)
     assert client.calls == [
         ("remove", "c1"),
+        ("restart", "c2"),
         ("create_container", "buildset_proxy"),
         ("start", "new-buildset_proxy"),
-        ("restart", "c2"),
+        ("restart", "c3"),
     ]
-    assert [(s.kind, s.id, s.restarts) for s in started] == [("proxy", "new-buildset_proxy", 0), ("push", "c2", None)]
-    assert client.created["labels"][SPEC_LABEL] == plan["proxy"].hash
+    assert [(s.kind, s.id, s.restarts) for s in started] == [
+        ("push", "c2", None),
+        ("proxy", "new-buildset_proxy", 0),
+        ("front", "c3", None),
+    ]
+    assert client.created["labels"][SPEC_LABEL] == first["proxy"].hash
 
 
 def test_remove_retries_podmans_state_improper_until_the_container_is_gone():

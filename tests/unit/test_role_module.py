@@ -71,16 +71,24 @@ def test_facts_hold_the_documented_keys():
         "cert": "PEM",
         "mirrors": ["192.0.2.1:6000"],
         "addresses": {},
+        "anonymous_pull": False,
     }
 
 
-def test_facts_in_separate_mode_and_for_an_ipv6_host():
-    facts = role.facts(params("/r", host="::1", storage_mode="separate"), {"cert": "PEM"}, {"password": "pw"})
+def test_facts_for_an_ipv6_host_name_one_endpoint_by_a_name_the_cert_holds():
+    facts = role.facts(params("/r", host="::1"), {"cert": "PEM"}, {"password": "pw"})
     name = "buildset-registry-v6-00000000000000000000000000000001"
     assert (facts["host"], facts["push_host"]) == (name, name)
-    assert facts["mirrors"] == [name + ":5001", name + ":5000"]
+    assert facts["mirrors"] == [name + ":5000"]
     assert facts["addresses"] == {name: "::1"}
     assert name in role.cert_params(params("/r", host="::1"))["extra_names"]
+
+
+def test_an_ip_address_host_has_the_zuul_jobs_alias_in_its_certificate():
+    # use-buildset-registry reaches an IP-address registry by this /etc/hosts name.
+    for host in ("192.0.2.1", "::1"):
+        assert "zuul-jobs.buildset-registry" in role.cert_params(params("/r", host=host))["extra_names"]
+    assert "zuul-jobs.buildset-registry" not in role.cert_params(params("/r", host="registry.example"))["extra_names"]
 
 
 def test_module_refuses_bad_input_and_writes_nothing(tmp_path, capsys):

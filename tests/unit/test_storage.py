@@ -1,4 +1,4 @@
-"""Where each endpoint keeps its data: storage modes and object storage."""
+"""Where each registry keeps its data: the filesystem or an object store, pushed data and cache apart."""
 
 import pytest
 import yaml
@@ -8,7 +8,7 @@ from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA,
 from ansible.module_utils.buildset_registry.common.options import role_variables
 from ansible.module_utils.buildset_registry.registry import storage as storage
 from ansible.module_utils.buildset_registry.registry.config import render_config
-from ansible.module_utils.buildset_registry.registry.spec import desired_spec
+from ansible.module_utils.buildset_registry.registry.endpoints import registry_endpoint
 
 S3 = {
     "s3": {
@@ -32,37 +32,32 @@ SWIFT = {
 
 
 def params(**over):
-    base = {"storage_mode": "shared", "object_storage": {}, "http_secret": ""}
+    base = {"object_storage": {}, "http_secret": ""}
     base.update(over)
     return base
 
 
-def test_filesystem_shared_both_on_data():
+def test_filesystem_keeps_pushed_data_and_the_cache_apart():
     paths = layout("/r")
+    assert storage.data_dir("push", params(), paths) == paths["data_dir"]
+    assert storage.data_dir("proxy", params(), paths) == paths["cache_dir"] != paths["data_dir"]
     for kind in ("proxy", "push"):
-        assert storage.data_dir(kind, params(), paths) == paths["data_dir"]
         assert storage.storage_config(kind, params()) == {"filesystem": {"rootdirectory": CONTAINER_DATA}}
     assert storage.http_secret(params()) == ""
 
 
-def test_filesystem_separate_keeps_push_on_data_and_caches_apart():
-    paths = layout("/r")
-    p = params(storage_mode="separate")
-    assert storage.data_dir("push", p, paths) == paths["data_dir"]
-    assert storage.data_dir("proxy", p, paths) == paths["cache_dir"] != paths["data_dir"]
-
-
 def test_object_store_prefixes_and_no_mount():
     paths = layout("/r")
-    p = params(storage_mode="separate", object_storage=S3)
+    p = params(object_storage=S3)
     assert storage.storage_config("push", p)["s3"]["rootdirectory"] == "/bs"
     assert storage.storage_config("proxy", p)["s3"]["rootdirectory"] == "/bs/proxy-cache"
-    assert storage.storage_config("proxy", params(object_storage=S3))["s3"]["rootdirectory"] == "/bs"
-    swift = params(storage_mode="separate", object_storage=SWIFT)
-    assert storage.storage_config("proxy", swift)["swift"]["prefix"] == "/proxy-cache"
+    assert storage.storage_config("proxy", params(object_storage=SWIFT))["swift"]["prefix"] == "/proxy-cache"
     assert storage.data_dir("push", p, paths) is None
-    spec = desired_spec("push", 5001, "sha256:x", "text", paths, "")
-    assert not any(b.endswith(":%s:rw" % CONTAINER_DATA) for b in spec["binds"])
+    full = dict(p, root="/r", push_container="r", proxy_container="p", front_container="f", image="registry:2",
+                proxy_remote_url="https://up", proxy_username="", proxy_password="")  # fmt: skip
+    for kind in ("push", "proxy"):
+        assert registry_endpoint(kind, full, paths).binds == ()
+        assert registry_endpoint(kind, dict(full, object_storage={}), paths).binds != ()
 
 
 def test_http_secret_given_or_derived_from_the_store_alike_on_every_node():
@@ -75,7 +70,7 @@ def test_http_secret_given_or_derived_from_the_store_alike_on_every_node():
 
 def test_config_puts_the_driver_and_secret_in_the_file():
     p = params(object_storage=S3)
-    text = render_config("push", 5001, None, storage=storage.storage_config("push", p), http_secret="hs")
+    text = render_config("push", "@s", None, storage=storage.storage_config("push", p), http_secret="hs")
     config = yaml.safe_load(text)
     assert config["storage"]["s3"]["secretkey"] == "s3-Secret"
     assert config["storage"]["s3"]["secure"] is False
@@ -100,8 +95,3 @@ def test_bad_object_storage_is_refused_naming_the_variable(store, words):
         storage.validate(params(object_storage=store))
     msg = exc.value.render(role_variables())
     assert msg.startswith("buildset_registry_object_storage: ") and words in msg
-
-
-def test_unknown_mode_is_refused():
-    with pytest.raises(RegistryError, match="storage_mode: 'split' is not one of shared, separate"):
-        storage.validate(params(storage_mode="split"))

@@ -15,8 +15,8 @@ from ansible.module_utils.buildset_registry.common.errors import RegistryError
 # Inside the containers.
 CONTAINER_DATA = "/var/lib/registry"
 CONTAINER_CERTS = "/certs"
-CONTAINER_HTPASSWD = "/auth/htpasswd"
-CONTAINER_CONFIG = "/etc/docker/registry/config.yml"
+CONTAINER_REGISTRY_CONFIG = "/etc/docker/registry/config.yml"
+CONTAINER_FRONT_CONFIG = "/etc/caddy/caddy.json"
 
 
 def layout(root):
@@ -33,9 +33,12 @@ def layout(root):
         "config_dir": os.path.join(root, "config"),
         "proxy_config": os.path.join(root, "config", "proxy.yml"),
         "push_config": os.path.join(root, "config", "push.yml"),
+        # Holds the bcrypt hash and the tokens: 0600 like every config file.
+        "front_config": os.path.join(root, "config", "front.json"),
         "served_state": os.path.join(root, "config", "served.json"),
+        # What the buildset pushed.
         "data_dir": os.path.join(root, "data"),
-        # The proxy's cache in storage mode "separate".
+        # The proxy's cache of the upstream, apart from the pushed data.
         "cache_dir": os.path.join(root, "cache"),
     }
 

@@ -13,6 +13,11 @@ name the same options as this file.
 
 from __future__ import annotations
 
+# The engine's API when none is given (DOCKER_HOST aside).
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# The public ports, both held by the front: the one endpoint, and push only.
+PORT_OPTIONS = ("port", "push_port")
+
 ROOT = {"root": dict(type="path", required=True)}
 HOST = {"host": dict(type="str", required=True)}
 STATE = {"state": dict(type="str", default="present", choices=["present", "absent"])}
@@ -37,14 +42,20 @@ PARTS = {
         port=dict(type="int", default=5000),
         push_port=dict(type="int", default=5001),
         image=dict(type="str", default="registry:2"),
+        front_image=dict(type="str", default="caddy:2"),
+        # The front's login: the htpasswd part's user; its password (empty:
+        # the stored one) keys the tokens. The role's module defaults it.
+        username=dict(type="str"),
+        password=dict(type="str", default="", no_log=True),
+        anonymous_pull=dict(type="bool", default=False),
         # Required with state=present; the role's module defaults it (ROLE_DEFAULTS).
         proxy_remote_url=dict(type="str"),
         proxy_username=dict(type="str", default=""),
         proxy_password=dict(type="str", default="", no_log=True),
         proxy_container=dict(type="str", default="buildset_proxy"),
         push_container=dict(type="str", default="buildset_registry"),
+        front_container=dict(type="str", default="buildset_front"),
         wait_timeout=dict(type="int", default=60),
-        storage_mode=dict(type="str", default="shared", choices=["shared", "separate"]),
         # Not no_log: Ansible would mask every value (a bucket named "b"
         # masks each b in the output); mask_store_secrets() masks the secrets.
         object_storage=dict(type="dict", default={}),
@@ -61,7 +72,7 @@ ROLE_PREFIX = {"cert": "cert_"}
 ROLE_DEFAULTS = {
     "proxy_remote_url": "https://registry-1.docker.io",
     "username": "zuul",
-    "docker_host": "unix:///var/run/docker.sock",
+    "docker_host": DEFAULT_DOCKER_HOST,
 }
 
 

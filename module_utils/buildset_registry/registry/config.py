@@ -1,11 +1,12 @@
 # Copyright: run-buildset-registry developers
 # Apache License 2.0 (see galaxy.yml)
-"""The registry configuration of each endpoint, rendered as YAML.
+"""The configuration of each registry, rendered as YAML: pure.
 
-Pure functions: no Docker, no files. The containers module writes the text
-to layout()["proxy_config"] / ["push_config"] (0600) and mounts it at
-CONTAINER_CONFIG, so upstream credentials never reach the container's
-environment.
+The role writes the text to layout()["push_config"] / ["proxy_config"]
+(0600) and mounts it at CONTAINER_REGISTRY_CONFIG, so upstream credentials
+never reach the container's environment. Both registries listen on an
+abstract unix socket of the node, without TLS or login: the front holds
+those (registry/front.py).
 """
 
 from __future__ import annotations
@@ -13,28 +14,17 @@ from __future__ import annotations
 import json
 import re
 
-from ansible.module_utils.buildset_registry.common.layout import (
-    CONTAINER_CERTS,
-    CONTAINER_DATA,
-    CONTAINER_HTPASSWD,
-)
+from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA
 
-KINDS = ("proxy", "push")
-REALM = "Buildset Registry"
-MINIMUM_TLS = "tls1.2"
+KINDS = ("push", "proxy")
 
 
-def listen_addr(port):
-    """Every address, IPv4 and IPv6, as Go's net.Listen understands it."""
-    return ":%d" % port
-
-
-def registry_config(kind, port, remote_url=None, username="", password="", storage=None, http_secret=""):
-    """Return the configuration of one endpoint as a dict.
+def registry_config(kind, socket, remote_url=None, username="", password="", storage=None, http_secret=""):
+    """Return the configuration of one registry as a dict.
 
     kind is "proxy" (a pull-through cache of remote_url) or "push" (a plain
-    registry). Both serve TLS from CONTAINER_CERTS and htpasswd auth;
-    storage is the storage driver section (default: the filesystem at
+    registry); socket the abstract unix socket it listens on ("@NAME");
+    storage the storage driver section (default: the filesystem at
     CONTAINER_DATA), http_secret the registry's http.secret (default: none).
     """
     if kind not in KINDS:
@@ -47,15 +37,10 @@ def registry_config(kind, port, remote_url=None, username="", password="", stora
             **(storage or {"filesystem": {"rootdirectory": CONTAINER_DATA}}),
         },
         "http": {
-            "addr": listen_addr(port),
+            "net": "unix",
+            "addr": socket,
             "headers": {"X-Content-Type-Options": ["nosniff"]},
-            "tls": {
-                "certificate": CONTAINER_CERTS + "/domain.crt",
-                "key": CONTAINER_CERTS + "/domain.key",
-                "minimumtls": MINIMUM_TLS,
-            },
         },
-        "auth": {"htpasswd": {"realm": REALM, "path": CONTAINER_HTPASSWD}},
         "health": {
             "storagedriver": {"enabled": True, "interval": "10s", "threshold": 3},
         },
@@ -111,7 +96,7 @@ def to_yaml(config):
     return "\n".join(lines) + "\n"
 
 
-def render_config(kind, port, remote_url=None, username="", password="", storage=None, http_secret=""):
-    """Return the full registry configuration of one endpoint as YAML text."""
-    header = "# Written by the buildset_registry_containers module; changes are overwritten.\n"
-    return header + to_yaml(registry_config(kind, port, remote_url, username, password, storage, http_secret))
+def render_config(kind, socket, remote_url=None, username="", password="", storage=None, http_secret=""):
+    """Return the full configuration of one registry as YAML text."""
+    header = "# Written by the run-buildset-registry role; changes are overwritten.\n"
+    return header + to_yaml(registry_config(kind, socket, remote_url, username, password, storage, http_secret))

@@ -1,53 +1,50 @@
 # Copyright: run-buildset-registry developers
 # Apache License 2.0 (see galaxy.yml)
-"""The two registry containers, as a story: check, plan, act, wait.
+"""The registry's containers, as a story: check, plan, act, wait.
 
 validate() and preflight() change nothing; ensure() takes what they found,
-plans each endpoint (registry/spec.py), writes the configuration
-files, acts through the engine (registry/engine.py) and waits until
-both endpoints answer (registry/ready.py); a failure names its cause
-(registry/diagnose.py). run() is the containers module's whole job;
-the role's module calls the same steps between its other parts.
+plans each container of registry/endpoints.py (registry/plan.py), writes
+the configuration files, acts through the engine (registry/engine.py) and
+waits until every container answers (registry/ready.py); a failure names
+its cause (registry/diagnose.py). run() is the containers module's whole
+job; the role's module calls the same steps between its other parts.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from dataclasses import dataclass
 
+from ansible.module_utils.buildset_registry.common.address import client_host, host_port
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry.common.layout import ensure_dirs, layout, read_optional, write_file
-from ansible.module_utils.buildset_registry.registry import storage as storage
-from ansible.module_utils.buildset_registry.registry.config import KINDS
-from ansible.module_utils.buildset_registry.registry.diagnose import PORT_OPTIONS, failure, port_in_use
+from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
+from ansible.module_utils.buildset_registry.registry import storage
+from ansible.module_utils.buildset_registry.registry.diagnose import failure, port_in_use
+from ansible.module_utils.buildset_registry.registry.endpoints import (
+    KINDS,
+    REGISTRY_KINDS,
+    container_names,
+    endpoint_list,
+    registry_endpoint,
+)
 from ansible.module_utils.buildset_registry.registry.engine import Engine
-from ansible.module_utils.buildset_registry.registry.ready import (
-    Started,
-    port_free,
-    probe_storage,
-    tls_context,
-    wait_ready,
-)
-from ansible.module_utils.buildset_registry.registry.spec import (
-    SERVED_FILES,
-    config_path,
-    endpoints,
-    files_digest,
-    parse_served_state,
-    plan_endpoints,
-    ports_to_check,
-    render_served_state,
-)
+from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+from ansible.module_utils.buildset_registry.registry.htpasswd import parse_htpasswd, parse_stored_password
+from ansible.module_utils.buildset_registry.registry.plan import plan_endpoints, ports_to_check
+from ansible.module_utils.buildset_registry.registry.ready import Check, Started, port_free, request, wait_ready
+from ansible.module_utils.buildset_registry.registry.served import parse_served_state, render_served_state
 
 PRIVATE = 0o600
 _URL = re.compile(r"^https?://[^/\s?#]+(/\S*)?$")
+SERVED_FILES = ("cert", "key")
+CHECK_MODE_HASH = "$2y$04$" + "." * 53
 
 
 def validate(params):
     """Check the containers' options; pure."""
-    for option in PORT_OPTIONS.values():
+    for option in PORT_OPTIONS:
         if not 0 < params[option] < 65536:
             raise RegistryError(
                 option, "{" + option + "}: %s is not a port; use a number from 1 to 65535", params[option]
@@ -55,14 +52,29 @@ def validate(params):
     if params["port"] == params["push_port"]:
         raise RegistryError(
             "push_port",
-            "{port} and {push_port} are both %d; the proxy and push endpoints need two different ports",
+            "{port} and {push_port} are both %d; the one endpoint and the push endpoint need two different ports",
             params["port"],
         )
-    if params["proxy_container"] == params["push_container"]:
+    names = container_names(params)
+    for kind in KINDS:
+        if list(names.values()).count(names[kind]) > 1:
+            raise RegistryError(
+                "%s_container" % kind,
+                "{push_container}, {proxy_container} and {front_container} must be three different names; "
+                "%s is given twice",
+                names[kind],
+            )
+    for option in ("image", "front_image"):
+        if not params[option] or re.search(r"\s", params[option]):
+            raise RegistryError(
+                option,
+                "{" + option + "}: %r is not an image reference (it is empty or holds white space); use for example %s",
+                params[option],
+                "caddy:2" if option == "front_image" else "registry:2",
+            )
+    if not isinstance(params["anonymous_pull"], bool):
         raise RegistryError(
-            "push_container",
-            "{proxy_container} and {push_container} are both %s; give the two containers different names",
-            params["proxy_container"],
+            "anonymous_pull", "{anonymous_pull}: %r is not a boolean; use true or false", params["anonymous_pull"]
         )
     if params["state"] == "present" and not _URL.match(params.get("proxy_remote_url") or ""):
         raise RegistryError(
@@ -77,42 +89,53 @@ def validate(params):
     storage.validate(params)
 
 
-def container_names(params):
-    return [params["proxy_container"], params["push_container"]]
-
-
 @dataclass(frozen=True)
 class Preflight:
     """What the engine said before anything changed."""
 
-    image_id: str | None
-    pulled: bool
+    image_ids: dict  # image reference -> ID (None: to pull, in check mode)
+    pulled: tuple  # the images pulled
     found: dict
 
 
 def preflight(engine, params, check_mode):
-    """The image is here (pulled when missing, unless in check mode) and no
+    """The images are here (pulled when missing, unless in check mode) and no
     other program holds a port our own containers do not hold already."""
-    found = engine.find(container_names(params))
+    found = engine.find(list(container_names(params).values()))
     if params["state"] == "absent":
-        return Preflight(None, False, found)
-    image_id, pulled = engine.image_id(params["image"], check_mode)
-    for kind, port in ports_to_check(found, {kind: params[option] for kind, option in PORT_OPTIONS.items()}):
+        return Preflight({}, (), found)
+    image_ids, pulled = {}, []
+    for option in ("image", "front_image"):
+        image = params[option]
+        if image not in image_ids:
+            image_ids[image], was_pulled = engine.image_id(image, check_mode, option)
+            if was_pulled:
+                pulled.append(image)
+    for option, port in ports_to_check(found, {option: params[option] for option in PORT_OPTIONS}):
         free, cause = port_free(port)
         if free is False:
-            raise port_in_use(kind, port, cause)
-    return Preflight(image_id, pulled, found)
+            raise port_in_use(option, port, cause)
+    return Preflight(image_ids, tuple(pulled), found)
+
+
+def endpoints_report(params):
+    """Where clients reach the registry: the one endpoint and the push endpoint."""
+    host = client_host(params["host"])
+    return {
+        kind: {"host": host, "port": params[option], "address": host_port(host, params[option])}
+        for kind, option in (("registry", "port"), ("push", "push_port"))
+    }
 
 
 def ensure(engine, params, pre, check_mode=False, outcome=None):
-    """Bring both containers to params["state"]; return the Outcome.
+    """Bring every container to params["state"]; return the Outcome.
 
     outcome (when given) is filled as the work goes, so that a failure
     still reports what was done.
     """
     outcome = Outcome(header="containers") if outcome is None else outcome
     outcome.data.setdefault("containers", {})
-    outcome.data["endpoints"] = endpoints(params["host"], params)
+    outcome.data["endpoints"] = endpoints_report(params)
     with engine.errors():
         if params["state"] == "absent":
             _absent(engine, params, pre, check_mode, outcome)
@@ -122,8 +145,7 @@ def ensure(engine, params, pre, check_mode=False, outcome=None):
 
 
 def _absent(engine, params, pre, check_mode, outcome):
-    ports = {"proxy": params["port"], "push": params["push_port"]}
-    for kind, name in zip(KINDS, container_names(params)):
+    for kind, name in container_names(params).items():
         existing = pre.found.get(name)
         outcome.before += "%s container %s: %s\n" % (kind, name, existing["status"] if existing else "absent")
         outcome.after += "%s container %s: absent\n" % (kind, name)
@@ -136,8 +158,27 @@ def _absent(engine, params, pre, check_mode, outcome):
             "name": name,
             "id": existing["id"] if existing else None,
             "action": "removed" if existing else "absent",
-            "port": ports[kind],
         }
+
+
+def front_login(params, paths, check_mode):
+    """(bcrypt hash, tokens) of the front's login: the hash from the
+    htpasswd file, the tokens keyed by the password (given, or stored)."""
+    data = read_optional(paths["htpasswd"])
+    hashed = dict(parse_htpasswd(data)[0]).get(params["username"]) if data else None
+    password = params.get("password") or parse_stored_password(read_optional(paths["password"]))
+    if (hashed is None or not password) and not check_mode:
+        raise RegistryError(
+            "root",
+            "%s holds no entry for %s, or no password was given or stored in %s; the role's htpasswd part "
+            "makes them before the containers: run the whole role, or check {root}",
+            paths["htpasswd"],
+            params["username"],
+            paths["password"],
+        )
+    # Check mode before the htpasswd part wrote anything: a stand-in hash
+    # (the front's configuration is then reported as to be written).
+    return hashed or CHECK_MODE_HASH, derive_tokens(params["username"], password or "")
 
 
 def _present(engine, params, pre, check_mode, outcome):
@@ -147,76 +188,92 @@ def _present(engine, params, pre, check_mode, outcome):
     if missing and not check_mode:
         raise RegistryError(
             "root",
-            "%s %s missing; the role's certificate and htpasswd parts make them before the containers: "
+            "%s %s missing; the role's certificate part makes them before the containers: "
             "run the whole role, or check {root}",
             " and ".join(missing),
             "is" if len(missing) == 1 else "are",
         )
-    served_digest = files_digest(contents)
-    outcome.data.update(image_id=pre.image_id, image_pulled=pre.pulled)
+    hashed, tokens = front_login(params, paths, check_mode)
+    endpoints = endpoint_list(params, paths, hashed, tokens)
+    outcome.data.update(image_ids=dict(pre.image_ids), images_pulled=list(pre.pulled))
 
     served_text = read_optional(paths["served_state"])
     served = parse_served_state(served_text)
-    on_disk = {kind: _text(read_optional(config_path(paths, kind))) for kind in KINDS}
-    plan = plan_endpoints(params, paths, pre.image_id, pre.found, served, served_digest, on_disk)
+    on_disk = {e.config_path: _text(read_optional(e.config_path)) for e in endpoints}
+    plans = plan_endpoints(endpoints, pre.image_ids, pre.found, served, contents, on_disk)
 
-    for kind, item in plan.items():
-        outcome.data["containers"][kind] = item.report()
+    for item in plans:
+        outcome.data["containers"][item.kind] = item.report()
         outcome.reasons += item.reasons
         state = item.existing["status"] if item.existing else "absent"
-        outcome.before += "%s container %s: %s\n" % (kind, item.name, state)
-        outcome.after += "%s container %s: %s\n" % (kind, item.name, item.action)
-    if pre.pulled:
-        outcome.reasons.insert(0, "image %s pulled" % params["image"])
-    outcome.changed |= pre.pulled or any(p.action != "unchanged" or p.stale_config for p in plan.values())
+        outcome.before += "%s container %s: %s\n" % (item.kind, item.name, state)
+        outcome.after += "%s container %s: %s\n" % (item.kind, item.name, item.action)
+    outcome.reasons[:0] = ["image %s pulled" % image for image in pre.pulled]
+    outcome.changed |= bool(pre.pulled) or any(p.action != "unchanged" or p.stale_config for p in plans)
     if check_mode:
         return
 
     # Made here, not by the engine: Podman refuses a missing bind source,
     # and Docker would make it root-owned 0755.
-    ensure_dirs(sorted({d for kind in KINDS if (d := storage.data_dir(kind, params, paths))}))
-    started = _apply(engine, plan, params["image"], paths)
+    ensure_dirs(sorted({d for kind in REGISTRY_KINDS if (d := storage.data_dir(kind, params, paths))}))
+    started = _apply(engine, plans, tokens)
     for item in started:
         outcome.data["containers"][item.kind]["id"] = item.id
-    served.update({item.name: {"id": item.id, "files": served_digest} for item in started})
+    digests = {p.name: p.served_digest for p in plans}
+    served.update({item.name: {"id": item.id, "files": digests[item.name]} for item in started})
     new_served = render_served_state(served)
     if new_served.encode("utf-8") != served_text:
         write_file(paths["served_state"], new_served, PRIVATE)
 
-    def fail(item, what, last):
+    by_name = {p.name: p.endpoint for p in plans}
+
+    def fail(item, what, check, last):
         logs = engine.logs(item.id)
         # Else it crash-loops under its restart policy until the next run
         # (Podman restarts it about ten times a second).
         engine.remove(item.id)
-        return failure(item.name, item.kind, item.port, what, logs, params["proxy_remote_url"], paths, last)
+        return failure(by_name[item.name], what, logs, params["proxy_remote_url"], paths, check, last)
 
     waited = wait_ready(engine, started, paths["cert"], params["wait_timeout"], fail)
     outcome.data["ready_seconds"] = round(waited, 3)
 
 
-def check_store(engine, params, username, password, outcome):
-    """With object storage: wait until both endpoints read their storage
+def checks(endpoint, tokens):
+    """What a container answers once it serves: a registry 200 on its
+    socket; the front 401 (the login's challenge) on both ports, and 200
+    with the write token on the one endpoint (it reaches the push registry)."""
+    if endpoint.socket:
+        return (Check(expect=200, socket=endpoint.socket),)
+    port, push_port = (port for _, port in endpoint.ports)
+    return (
+        Check(expect=401, port=port),
+        Check(expect=401, port=push_port),
+        Check(expect=200, port=port, authorization="Bearer " + tokens["write"]),
+    )
+
+
+def check_store(params, outcome):
+    """With object storage: wait until both registries read their storage
     (an s3 registry starts and answers /v2/ while its store is down), else
     fail naming the store, with what the registry answered."""
     if storage.driver_of(params) is None:
         return
     paths = layout(params["root"])
-    context = tls_context(paths["cert"])
-    token = base64.b64encode(("%s:%s" % (username, password)).encode("utf-8")).decode("ascii")
     deadline = time.monotonic() + params["wait_timeout"]
-    for kind, option in PORT_OPTIONS.items():
+    for endpoint in (registry_endpoint(kind, params, paths) for kind in REGISTRY_KINDS):
+        check = Check(expect=200, socket=endpoint.socket, path="/v2/_catalog?n=1")
         while True:
-            status, body = probe_storage(params[option], context, "Basic " + token)
+            status, body = request(check, None, timeout=5.0)
             if status == 200:
                 break
             if time.monotonic() >= deadline:
-                name = outcome.data["containers"][kind]["name"]
                 raise RegistryError(
                     "object_storage",
-                    "The %s endpoint cannot use its object store at %s: GET /v2/_catalog answered %s %s; check that "
-                    "the store runs and that {object_storage} holds its endpoint, bucket or container and "
+                    "The %s registry cannot use its object store at %s: GET /v2/_catalog answered %s %s; check "
+                    "that the store runs and that {object_storage} holds its endpoint, bucket or container and "
                     "credentials (container %s's log: `docker logs %s`)",
-                    kind, storage.store_endpoint(params), status, body.strip()[:200], name, name,
+                    endpoint.kind, storage.store_endpoint(params), status, body.strip()[:200], endpoint.name,
+                    endpoint.name,
                 )  # fmt: skip
             time.sleep(0.2)
 
@@ -225,27 +282,28 @@ def _text(data):
     return None if data is None else data.decode("utf-8", "replace")
 
 
-def _apply(engine, plan, image, paths):
+def _apply(engine, plans, tokens):
     """Write the configuration files and act on the engine; return what to wait for."""
-    for kind, item in plan.items():
+    for item in plans:
         if item.stale_config:
-            write_file(config_path(paths, kind), item.config, PRIVATE)
-    # Remove first: a recreated container may free the other one's port.
-    for item in plan.values():
+            write_file(item.endpoint.config_path, item.endpoint.config, PRIVATE)
+    # Remove first: a recreated container may free another one's port.
+    for item in plans:
         if item.action == "recreated":
             engine.remove(item.existing["id"])
     started = []
-    for kind in KINDS:
-        item = plan[kind]
+    for item in plans:
+        wanted = checks(item.endpoint, tokens)
         if item.action in ("created", "recreated"):
-            started.append(Started(kind, item.name, engine.run(item.spec, item.name, image, item.hash), item.port, 0))
+            cid = engine.run(item.spec, item.name, item.endpoint.image, item.hash)
+            started.append(Started(item.kind, item.name, cid, wanted, 0))
             continue
         cid = item.existing["id"]
         if item.action == "started":
             engine.start(cid)
         elif item.action == "restarted":
             engine.restart(cid)
-        started.append(Started(kind, item.name, cid, item.port, None))
+        started.append(Started(item.kind, item.name, cid, wanted, None))
     return started
 
 
@@ -256,6 +314,9 @@ def run(params, check_mode=False, outcome=None):
     try:
         with engine.errors():
             pre = preflight(engine, params, check_mode)
-        return ensure(engine, params, pre, check_mode, outcome)
+        outcome = ensure(engine, params, pre, check_mode, outcome)
+        if params["state"] == "present" and not check_mode:
+            check_store(params, outcome)
+        return outcome
     finally:
         engine.close()

@@ -1,9 +1,9 @@
 # Copyright: run-buildset-registry developers
 # Apache License 2.0 (see galaxy.yml)
-"""Why a registry container did not come up, in words: pure.
+"""Why a container did not come up, in words: pure.
 
-Reads the registry's log (registry 2.8's logrus lines and Go panics) and
-names the likely cause and the option to change.
+Reads its log (registry 2.8's logrus lines and Go panics, Caddy's JSON
+lines) and names the likely cause and the option to change.
 """
 
 from __future__ import annotations
@@ -11,21 +11,18 @@ from __future__ import annotations
 import re
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS, CONTAINER_HTPASSWD
+from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS
 
 LOG_LINES = 20
-PORT_OPTIONS = {"proxy": "port", "push": "push_port"}
 
 
-def port_in_use(kind, port, cause):
+def port_in_use(option, port, cause):
     """The error for a port another program holds, found before acting."""
-    option = PORT_OPTIONS[kind]
     return RegistryError(
         option,
-        "Port %d for the %s endpoint is already in use by another program (%s); stop that program "
+        "Port %d ({" + option + "}) is already in use by another program (%s); stop that program "
         "(see `ss -ltnp 'sport = :%d'`) or set {" + option + "} to a free port",
         port,
-        kind,
         cause,
         port,
     )
@@ -69,7 +66,7 @@ _UPSTREAM_SIGNS = (
 )
 
 
-def diagnose(logs, kind, port, remote_url=None, cert_path=None, htpasswd_path=None):
+def diagnose(logs, kind, remote_url=None, cert_path=None):
     """The likely cause of a failed start, in words, from the container's log.
 
     logs is the log text; returns one sentence naming the variable or file
@@ -94,23 +91,30 @@ def diagnose(logs, kind, port, remote_url=None, cert_path=None, htpasswd_path=No
             % panic[len("panic:") :].strip()
         )
     if "address already in use" in lower:
-        return "port %d is already in use by another program; stop it or set %s to a free port" % (
-            port,
-            "{%s}" % PORT_OPTIONS[kind],
-        )
-    if "htpasswd" in lower and ("no such file" in lower or "permission denied" in lower or "error" in lower):
+        if kind == "front":
+            return (
+                "one of its ports is already in use by another program; stop it or set {port} / "
+                "{push_port} to free ports"
+            )
         return (
-            "the registry cannot read its htpasswd file %s; it is made by the role's htpasswd task: "
-            "run the whole role" % (htpasswd_path or CONTAINER_HTPASSWD)
+            "its socket is already in use: another registry of the same {root} runs (under another engine "
+            "or container name?); remove it, or give this registry its own {root}"
         )
     if any(s in lower for s in ("tls:", "x509:", "private key", "certificate", CONTAINER_CERTS + "/")):
         return (
-            "the registry cannot load its TLS certificate or key (%s and domain.key beside it); "
+            "the front cannot load its TLS certificate or key (%s and domain.key beside it); "
             "they are made by the role's certificate task: remove both and run the role again"
             % (cert_path or CONTAINER_CERTS)
         )
-    if "configuration error" in lower or "error parsing" in lower:
-        return "the registry rejects its configuration file; this is a bug of the role, please report it"
+    if kind == "front" and ("executable file not found" in lower or "no such file or directory" in lower):
+        return (
+            "the image has no caddy on its PATH; set {front_image} to caddy:2 or an image "
+            "scripts/provide-front-image builds"
+        )
+    if "configuration error" in lower or "error parsing" in lower or "loading config" in lower:
+        return "the %s rejects its configuration file; this is a bug of the role, please report it" % (
+            "front" if kind == "front" else "registry"
+        )
     if panic:
         return "the registry panicked: %s" % panic[len("panic:") :].strip()
     if kind == "proxy" and "listening on" not in lower:
@@ -121,14 +125,14 @@ def diagnose(logs, kind, port, remote_url=None, cert_path=None, htpasswd_path=No
     return "no cause in the log"
 
 
-def failure(name, kind, port, what, logs, remote_url, paths, last=None):
-    """The error for an endpoint that did not come up: what happened, the
-    likely cause, the last answer of its /v2/ and its last log lines."""
-    cause = diagnose(logs, kind, port, remote_url, paths["cert"], paths["htpasswd"])
+def failure(endpoint, what, logs, remote_url, paths, check=None, last=None):
+    """The error for a container that did not come up: what happened, the
+    likely cause, the last answer it gave and its last log lines."""
+    cause = diagnose(logs, endpoint.kind, remote_url, paths["cert"])
     tail = log_tail(logs)
-    msg = "Container %s (%s endpoint, port %d) %s: %s." % (name, kind, port, what, cause)
-    if last is not None:
-        msg += " Last answer of https://127.0.0.1:%d/v2/: %s." % (port, last)
+    msg = "Container %s (%s) %s: %s." % (endpoint.name, endpoint.kind, what, cause)
+    if check is not None:
+        msg += " Last answer of %s: %s (waiting for %s)." % (check.where, last, check.expect)
     msg += " Last log lines:\n" + ("\n".join(tail) if tail else "(empty)")
     # No values: the message (log text included) is not %-interpolated.
-    return RegistryError(PORT_OPTIONS[kind], msg)
+    return RegistryError(endpoint.option, msg)

@@ -17,7 +17,7 @@ import socket
 import time
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.registry.spec import PORT_LABEL, SPEC_LABEL, create_args, host_config_args
+from ansible.module_utils.buildset_registry.common.options import DEFAULT_DOCKER_HOST
 
 try:
     import docker
@@ -27,16 +27,48 @@ try:
 except ImportError:  # reported by the module with missing_required_lib
     docker = None
 
-DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 CONNECT_TIMEOUT = 5
 API_TIMEOUT = 120
 LOG_LINES = 200
 REMOVE_ATTEMPTS = 30
 
+SPEC_LABEL = "org.buildset-registry.spec"
+KIND_LABEL = "org.buildset-registry.endpoint"
+# The public ports a container holds, comma-separated ("" for none).
+PORT_LABEL = "org.buildset-registry.port"
+
+
+def create_args(spec, name, image, digest):
+    """Keyword arguments of APIClient.create_container, minus host_config."""
+    args = {
+        "image": image,
+        "name": name,
+        "command": list(spec["command"]),
+        "environment": list(spec["env"]),
+        "labels": {
+            SPEC_LABEL: digest,
+            KIND_LABEL: spec["kind"],
+            PORT_LABEL: ",".join(str(port) for port in spec["ports"]),
+        },
+        "detach": True,
+    }
+    if spec["entrypoint"]:
+        args["entrypoint"] = list(spec["entrypoint"])
+    return args
+
+
+def host_config_args(spec):
+    """Keyword arguments of APIClient.create_host_config."""
+    return {
+        "binds": list(spec["binds"]),
+        "network_mode": spec["network_mode"],
+        "restart_policy": {"Name": spec["restart_policy"]},
+    }
+
 
 def docker_url(environ=None):
     environ = os.environ if environ is None else environ
-    return environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+    return environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
 
 
 def root_cause(exc):
@@ -102,8 +134,9 @@ class Engine:
                 e,
             ) from e
 
-    def image_id(self, image, check_mode):
-        """(image ID or None, pulled?): pulls a missing image unless in check mode."""
+    def image_id(self, image, check_mode, option="image"):
+        """(image ID or None, pulled?): pulls a missing image unless in check
+        mode; a failure names option, the variable that names the image."""
         try:
             return self.client.inspect_image(image)["Id"], False
         except docker.errors.ImageNotFound:
@@ -125,13 +158,14 @@ class Engine:
                 return self.client.inspect_image(image)["Id"], True
             except docker.errors.ImageNotFound:
                 cause = "the pull ended without the image"
+        script = "provide-front-image" if option == "front_image" else "provide-registry-image"
         raise RegistryError(
-            "image",
-            "Image %s is not on this host and cannot be pulled: %s. Set {image} to an image that can "
-            "be pulled, or provide it beforehand; on an air-gapped host scripts/provide-registry-image builds "
-            "a registry:2-compatible image offline",
+            option,
+            "Image %s is not on this host and cannot be pulled: %s. Set {" + option + "} to an image that can "
+            "be pulled, or provide it beforehand; on an air-gapped host scripts/%s builds one offline",
             image,
             str(cause).strip(),
+            script,
         )
 
     def find(self, names):
@@ -197,8 +231,5 @@ class Engine:
 def existing_of(summary):
     """What the role needs of a container listing entry."""
     labels = summary.get("Labels") or {}
-    try:
-        port = int(labels.get(PORT_LABEL, ""))
-    except ValueError:
-        port = None
-    return {"id": summary["Id"], "status": summary.get("State"), "spec_hash": labels.get(SPEC_LABEL), "port": port}
+    ports = [int(p) for p in (labels.get(PORT_LABEL) or "").split(",") if p.strip().isdigit()]
+    return {"id": summary["Id"], "status": summary.get("State"), "spec_hash": labels.get(SPEC_LABEL), "ports": ports}

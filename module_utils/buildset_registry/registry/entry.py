@@ -14,15 +14,14 @@ image is here and both ports are free; then each part takes what was found.
 from __future__ import annotations
 
 import os
-import re
 
+from ansible.module_utils.buildset_registry.common.address import ZUUL_JOBS_ALIAS, client_host, host_port, is_ip
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry.common.options import part_params
 from ansible.module_utils.buildset_registry.registry import cert as certs
 from ansible.module_utils.buildset_registry.registry import containers as containers
 from ansible.module_utils.buildset_registry.registry import htpasswd as htpasswd
 from ansible.module_utils.buildset_registry.registry.engine import Engine
-from ansible.module_utils.buildset_registry.registry.spec import client_host, host_port
 
 
 def validate(params):
@@ -34,12 +33,6 @@ def validate(params):
             "(or leave it unset for ~/buildset_registry)",
             params["root"],
         )
-    if not params["image"] or re.search(r"\s", params["image"]):
-        raise RegistryError(
-            "image",
-            "{image}: %r is not an image reference (it is empty or holds white space); use for example registry:2",
-            params["image"],
-        )
     containers.validate(part_params("containers", params))
     if params["state"] == "present":
         htpasswd.validate(part_params("htpasswd", params))
@@ -49,12 +42,13 @@ def validate(params):
 def facts(params, cert, auth):
     """The fact buildset_registry, as the README documents it.
 
-    mirrors: the endpoints in the order a client pulls through them
-    (separate: pushed images first). addresses: the names that only the
-    use entry point makes resolve (an IPv6 host's name), name -> address.
+    mirrors: the one endpoint clients pull through (pushed images first,
+    then the upstream's). addresses: the names that only the use entry
+    point makes resolve (an IPv6 host's name), name -> address.
+    anonymous_pull: whether clients may pull without the login (the use
+    entry point then gives dockerd no credentials for Docker Hub).
     """
     name = client_host(params["host"])
-    order = [params["push_port"], params["port"]] if params["storage_mode"] == "separate" else [params["port"]]
     return {
         "host": name,
         "port": params["port"],
@@ -63,17 +57,21 @@ def facts(params, cert, auth):
         "username": params["username"],
         "password": auth["password"],
         "cert": cert["cert"],
-        "mirrors": [host_port(name, port) for port in order],
+        "mirrors": [host_port(name, params["port"])],
         "addresses": {name: params["host"]} if name != params["host"] else {},
+        "anonymous_pull": params["anonymous_pull"],
     }
 
 
 def cert_params(params):
-    """The certificate's options; an IPv6 host's name is named too."""
+    """The certificate's options. An IPv6 host's name is named too, and an
+    IP address host's zuul-jobs alias: use-buildset-registry reaches such a
+    registry as zuul-jobs.buildset-registry (an /etc/hosts line)."""
     cparams = part_params("cert", params)
-    name = client_host(params["host"])
-    if name != params["host"] and name not in cparams["extra_names"]:
-        cparams["extra_names"] = [*cparams["extra_names"], name]
+    names = [client_host(params["host"])] if client_host(params["host"]) != params["host"] else []
+    if is_ip(params["host"]):
+        names.append(ZUUL_JOBS_ALIAS)
+    cparams["extra_names"] = [*cparams["extra_names"], *(n for n in names if n not in cparams["extra_names"])]
     return cparams
 
 
@@ -96,13 +94,15 @@ def run(params, check_mode=False, result=None):
             result["certificate"] = {k: v for k, v in cert.report().items() if k != "cert"}
             auth = htpasswd.ensure(part_params("htpasswd", params), check_mode)
             result["htpasswd"] = {k: v for k, v in auth.report().items() if k != "password"}
+            # The front's tokens are keyed by the password, generated or given.
+            cparams["password"] = auth.data["password"]
             outcomes += [cert, auth]
         # Shares result's containers dict: a failure still shows what was done.
         running = Outcome(header="containers", data={"containers": result["containers"]})
         outcomes.append(running)
         containers.ensure(engine, cparams, pre, check_mode, running)
         if params["state"] == "present" and not check_mode:
-            containers.check_store(engine, cparams, params["username"], auth.data["password"], running)
+            containers.check_store(cparams, running)
     finally:
         engine.close()
         result["changed"] = any(o.changed for o in outcomes)

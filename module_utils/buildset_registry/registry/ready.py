@@ -1,9 +1,11 @@
 # Copyright: run-buildset-registry developers
 # Apache License 2.0 (see galaxy.yml)
-"""Sockets: is a port free, does an endpoint answer, wait until both do.
+"""Sockets: is a port free, does a container answer, wait until all do.
 
-No engine here: wait_ready() asks the caller's engine for a container's
-state and the caller's failure() for the error to raise.
+The front answers on its public ports over TLS; the registries on their
+abstract unix sockets, in plain HTTP. No engine here: wait_ready() asks
+the caller's engine for a container's state and the caller's failure()
+for the error to raise.
 """
 
 from __future__ import annotations
@@ -20,15 +22,51 @@ INSPECT_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
+class Check:
+    """One answer to wait for: a status on a TLS port of the node, or on an
+    abstract unix socket."""
+
+    expect: int
+    port: int = None
+    socket: str = ""
+    authorization: str = ""
+    path: str = "/v2/"
+
+    @property
+    def where(self):
+        if self.socket:
+            return "http://unix:%s%s" % (self.socket, self.path)
+        return "https://127.0.0.1:%d%s" % (self.port, self.path)
+
+
+@dataclass(frozen=True)
 class Started:
     """A container just created, started or kept, to wait for."""
 
     kind: str
     name: str
     id: str
-    port: int
+    checks: tuple
     # RestartCount when known at start (0 for a new container), else None.
     restarts: int = None
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over an abstract unix socket ("@NAME")."""
+
+    def __init__(self, name, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_name = name
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect("\0" + self.socket_name[1:])
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 def port_free(port):
@@ -61,24 +99,15 @@ def tls_context(cafile):
     return ssl.create_default_context(cafile=cafile)
 
 
-def probe(port, context, timeout=2.0, address="127.0.0.1"):
-    """GET https://ADDRESS:port/v2/; the HTTP status, or the error as text."""
-    conn = http.client.HTTPSConnection(address, port, context=context, timeout=timeout)
+def request(check, context, timeout=2.0):
+    """(HTTP status, body start) of check's request, or (None, the error as text)."""
+    if check.socket:
+        conn = UnixHTTPConnection(check.socket, timeout)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", check.port, context=context, timeout=timeout)
+    headers = {"Authorization": check.authorization} if check.authorization else {}
     try:
-        conn.request("GET", "/v2/")
-        return conn.getresponse().status
-    except (OSError, http.client.HTTPException) as e:
-        return "%s: %s" % (type(e).__name__, e)
-    finally:
-        conn.close()
-
-
-def probe_storage(port, context, authorization, timeout=5.0, address="127.0.0.1"):
-    """GET /v2/_catalog?n=1 with credentials, which reads the storage: the
-    HTTP status and the body's start, or the error as text."""
-    conn = http.client.HTTPSConnection(address, port, context=context, timeout=timeout)
-    try:
-        conn.request("GET", "/v2/_catalog?n=1", headers={"Authorization": authorization})
+        conn.request("GET", check.path, headers=headers)
         response = conn.getresponse()
         return response.status, response.read(300).decode("utf-8", "replace")
     except (OSError, http.client.HTTPException) as e:
@@ -87,32 +116,41 @@ def probe_storage(port, context, authorization, timeout=5.0, address="127.0.0.1"
         conn.close()
 
 
-def wait_ready(engine, started, cafile, timeout, failure, address="127.0.0.1"):
-    """Return the seconds waited until every endpoint answers /v2/ with 401
-    over TLS verified against cafile.
+def probe(check, context, timeout=2.0):
+    """The HTTP status of check's request, or the error as text."""
+    status, body = request(check, context, timeout)
+    return body if status is None else status
+
+
+def wait_ready(engine, started, cafile, timeout, failure):
+    """Return the seconds waited until every check of every started
+    container answers what it expects.
 
     engine.state(id) gives (status, restart count, exit code), checked every
     INSPECT_INTERVAL: a container that exited or restarted fails at once.
-    failure(started, what, last answer) makes the error to raise.
+    failure(started, what, check, last answer) makes the error to raise.
     """
     context = tls_context(cafile)
     start = time.monotonic()
     deadline = start + timeout
     next_inspect = start + INSPECT_INTERVAL
-    pending = list(started)
+    pending = {item.id: list(item.checks) for item in started}
     baseline = {item.id: item.restarts for item in started}
     last = {}
     while True:
-        for item in list(pending):
-            last[item.id] = probe(item.port, context, address=address)
-            if last[item.id] == 401:
-                pending.remove(item)
-        if not pending:
+        for item in started:
+            for check in list(pending[item.id]):
+                last[item.id] = (check, probe(check, context))
+                if last[item.id][1] != check.expect:
+                    break
+                pending[item.id].remove(check)
+        waiting = [item for item in started if pending[item.id]]
+        if not waiting:
             return time.monotonic() - start
         now = time.monotonic()
         if now >= next_inspect:
             next_inspect = now + INSPECT_INTERVAL
-            for item in pending:
+            for item in waiting:
                 status, restarts, exit_code = engine.state(item.id)
                 if baseline[item.id] is None:
                     baseline[item.id] = restarts
@@ -120,8 +158,8 @@ def wait_ready(engine, started, cafile, timeout, failure, address="127.0.0.1"):
                     what = "exited" if status != "running" else "restarted"
                     if exit_code:
                         what += " (exit code %s)" % exit_code
-                    raise failure(item, what + " while starting", last.get(item.id))
+                    raise failure(item, what + " while starting", *last[item.id])
         if now >= deadline:
-            item = pending[0]
-            raise failure(item, "did not answer within %d s ({wait_timeout})" % timeout, last.get(item.id))
+            item = waiting[0]
+            raise failure(item, "did not answer within %d s ({wait_timeout})" % timeout, *last[item.id])
         time.sleep(POLL_INTERVAL)

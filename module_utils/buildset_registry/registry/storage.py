@@ -1,13 +1,11 @@
 # Copyright: run-buildset-registry developers
 # Apache License 2.0 (see galaxy.yml)
-"""Where each endpoint keeps its data: pure.
+"""Where each registry keeps its data: pure.
 
-storage_mode "shared": both endpoints on one storage (the original
-design). "separate": the push endpoint keeps the storage it always had
-(root/data, or the object store's root directory), so switching modes
-keeps every pushed image; the proxy caches in its own place (root/cache,
-or a "proxy-cache" prefix beside the push endpoint's), so pushed images
-shadow upstream ones for clients that try the push endpoint first.
+The push registry keeps what the buildset pushed in root/data, or in the
+object store's root directory (where every earlier version of the role
+kept it, so an upgrade keeps every pushed image); the proxy caches the
+upstream apart, in root/cache or under a "proxy-cache" prefix beside it.
 
 object_storage: {} for the filesystem under the root, or one registry 2.8
 storage driver ("s3" or "swift") and its parameters.
@@ -21,7 +19,6 @@ import json
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA
 
-MODES = ("shared", "separate")
 PROXY_CACHE = "proxy-cache"
 # Each driver: its required parameters, and the one that holds its prefix.
 DRIVERS = {
@@ -31,11 +28,7 @@ DRIVERS = {
 
 
 def validate(params):
-    """Check storage_mode, object_storage and http_secret; pure."""
-    if params["storage_mode"] not in MODES:
-        raise RegistryError(
-            "storage_mode", "{storage_mode}: %r is not one of %s", params["storage_mode"], ", ".join(MODES)
-        )
+    """Check object_storage; pure."""
     store = params["object_storage"]
     if store in (None, {}):
         return
@@ -80,12 +73,12 @@ def driver_of(params):
 
 
 def storage_config(kind, params):
-    """The registry configuration's storage section (driver and options) for one endpoint."""
+    """The registry configuration's storage section (driver and options) for one registry."""
     driver = driver_of(params)
     if driver is None:
         return {"filesystem": {"rootdirectory": CONTAINER_DATA}}
     options = dict(params["object_storage"][driver])
-    if params["storage_mode"] == "separate" and kind == "proxy":
+    if kind == "proxy":
         key = DRIVERS[driver]["prefix"]
         base = str(options.get(key) or "").rstrip("/")
         options[key] = "%s/%s" % (base, PROXY_CACHE)
@@ -102,13 +95,11 @@ def store_endpoint(params):
 
 
 def data_dir(kind, params, paths):
-    """The host directory an endpoint's container mounts as its storage, or
+    """The host directory a registry's container mounts as its storage, or
     None when its data is in an object store."""
     if driver_of(params) is not None:
         return None
-    if params["storage_mode"] == "separate" and kind == "proxy":
-        return paths["cache_dir"]
-    return paths["data_dir"]
+    return paths["cache_dir"] if kind == "proxy" else paths["data_dir"]
 
 
 def http_secret(params):

@@ -7,7 +7,8 @@ mirrors in /etc/docker/daemon.json, the credentials in the user's
 
 The engine applies registry-mirrors to docker.io images only, and sends its
 mirrors the credentials the CLI holds for docker.io: so the buildset's
-credentials go under docker.io's key too (HUB_KEY).
+credentials go under docker.io's key too (HUB_KEY), unless the registry
+lets anyone pull (anonymous_pull).
 
 Pure: Targets and bytes out, no I/O.
 """
@@ -44,9 +45,10 @@ def daemon_keys(wanted):
 
 def config_keys(wanted):
     """config.json keys we set: every endpoint, and docker.io's key when
-    docker.io is shadowed (the engine hands those to its mirrors)."""
+    docker.io is shadowed and pulls need the login (the engine hands those
+    to its mirrors)."""
     keys = [(["auths", endpoint], {"auth": wanted.auth}) for endpoint in wanted.endpoints]
-    if DOCKER_IO in wanted.namespaces:
+    if DOCKER_IO in wanted.namespaces and not wanted.anonymous_pull:
         keys.append((["auths", HUB_KEY], {"auth": wanted.auth}))
     return keys
 

@@ -37,16 +37,18 @@ _HOST = re.compile(r"^%s(?:\.%s)*$" % (_LABEL, _LABEL))
 class Wanted:
     """What the node should use, derived from valid input."""
 
-    endpoints: list  # host:port of every endpoint, push first
-    push: str  # host:port of the push endpoint
-    mirrors: list  # host:port in pull order
+    endpoints: list  # host:port of every endpoint (certs and credentials for each)
+    push: str  # host:port that serves pushed images of other namespaces: the first mirror
+    mirrors: list  # host:port in pull order (one: the registry's one endpoint)
     cert: str
     auth: str  # base64 of username:password, as docker's config.json holds it
     namespaces: list = field(default_factory=list)
     addresses: dict = field(default_factory=dict)  # host name -> IP address for /etc/hosts
+    # Reads need no login: dockerd gets no credentials under Docker Hub's key.
+    anonymous_pull: bool = False
 
     def push_path(self, namespace):
-        """The push endpoint's repository prefix that shadows namespace
+        """The repository prefix that shadows namespace
         (a port's colon is not allowed in a repository name: '_' instead)."""
         return "%s/%s" % (self.push, namespace.replace(":", "_"))
 
@@ -177,13 +179,17 @@ def validate(registry, namespaces):
     check_namespaces(namespaces)
     for ns in set(namespaces) & set(endpoints):
         raise RegistryError("namespaces", "{namespaces}: %r is the buildset registry itself; leave it out", ns)
+    anonymous = registry.get("anonymous_pull", False)
+    if not isinstance(anonymous, bool):
+        raise RegistryError("registry", "{registry}.anonymous_pull: %r is not a boolean", anonymous)
     auth = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
     return Wanted(
         endpoints=endpoints,
-        push=push,
+        push=mirrors[0] if mirrors else push,
         mirrors=list(mirrors),
         cert=str(registry["cert"]),
         auth=auth,
         namespaces=list(namespaces),
         addresses=dict(addresses),
+        anonymous_pull=anonymous,
     )
