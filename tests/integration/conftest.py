@@ -246,8 +246,9 @@ class Registry:
             self.vars["buildset_registry_front_container"],
         ]
 
-    def apply(self, extra_vars=None, verbosity=0, env=None, check=False, tasks_after="", diff=False):
-        """Run the role in a playbook; return (CompletedProcess, facts or None)."""
+    def apply(self, extra_vars=None, verbosity=0, env=None, check=False, tasks_after="", diff=False, role_dir=ROLE_DIR):
+        """Run the role (the one under test, or another version of it at
+        role_dir) in a playbook; return (CompletedProcess, facts or None)."""
         merged = {**self.vars, **(extra_vars or {})}
         run_id = uuid.uuid4().hex[:6]
         facts_file = self.tmp_path / f"facts-{run_id}.json"
@@ -262,7 +263,7 @@ class Registry:
               tasks:
                 - name: Apply the role under test
                   ansible.builtin.include_role:
-                    name: {ROLE_DIR}
+                    name: {role_dir}
                 - name: Write the returned facts for the test
                   ansible.builtin.copy:
                     content: "{{{{ buildset_registry | to_json }}}}"

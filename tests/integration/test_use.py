@@ -3,8 +3,8 @@ engine, skopeo, podman and ctr pull through the buildset registry with no
 flags of their own, pushed images first; a re-run changes nothing; absent
 puts every file back byte for byte; bad input changes nothing.
 
-The registry runs in storage mode separate with a stand-in upstream of its
-own; every change to this machine's configuration is put back after each
+The registry has a stand-in upstream of its own, and every client pulls
+through its one endpoint; every change to this machine's configuration is put back after each
 test (use_fixtures.Snapshot), and Docker Hub's and quay.io's names point
 at loopback meanwhile (use_fixtures.hub_guard).
 """
@@ -26,6 +26,7 @@ from use_fixtures import (
     Snapshot,
     apply_use,
     apply_use_ok,
+    ctr,
     ctr_cleanup,
     ctr_pull_digest,
     docker_pull_digest,
@@ -48,6 +49,23 @@ def skopeo(*args, timeout=120):
     return proc
 
 
+def podman(tmp_path, *args):
+    """The podman CLI with this machine's limits (see scripts/podman-service)."""
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, timeout=180)
+
+
+def config_digest(*args):
+    """The digest of the image's configuration, which names its content."""
+    proc = skopeo("inspect", "--raw", *args)
+    assert proc.returncode == 0, proc.output
+    digest = json.loads(proc.stdout)["config"]["digest"]
+    assert digest.startswith("sha256:") and len(digest) == 71, digest
+    return digest
+
+
 def manifest_digest(*args):
     proc = skopeo("inspect", "--raw", *args)
     assert proc.returncode == 0, proc.output
@@ -56,19 +74,19 @@ def manifest_digest(*args):
 
 @pytest.fixture(scope="module")
 def buildset(tmp_path_factory):
-    """A registry (separate storage) whose push endpoint holds an image that
-    shadows an upstream one and one for quay.io; the upstream also has an
+    """A registry whose one endpoint holds an image pushed there that
+    shadows an upstream one, and one for quay.io; the upstream also has an
     image nobody pushed."""
     tmp = tmp_path_factory.mktemp("use")
     upstream = start_upstream(UPSTREAM_ONLY, SHADOWED)
     reg = make_use_registry(tmp, upstream["url"])
     try:
         _, facts = reg.apply_ok()
-        assert facts["mirrors"] == ["localhost:%d" % facts["push_port"], "localhost:%d" % facts["port"]]
+        assert facts["mirrors"] == ["localhost:%d" % facts["port"]]
         clients = Clients(facts, tmp)
         shadow, quay = make_image(tmp / "shadow", label="use-shadow"), make_image(tmp / "quay", label="use-quay")
         for image, ref in ((shadow, SHADOWED), (quay, QUAY)):
-            proc = clients.push(image, "push", ref)
+            proc = clients.push(image, "proxy", ref)
             assert proc.returncode == 0, proc.stderr
         yield SimpleNamespace(
             tmp=tmp,
@@ -77,7 +95,7 @@ def buildset(tmp_path_factory):
             shadow=shadow,
             quay=quay,
             push="localhost:%d" % facts["push_port"],
-            proxy="localhost:%d" % facts["port"],
+            one="localhost:%d" % facts["port"],
             upstream_digest=manifest_digest(
                 "--tls-verify=false", "docker://127.0.0.1:%d/%s" % (upstream["port"], UPSTREAM_ONLY)
             ),
@@ -113,8 +131,8 @@ class TestClients:
         assert again.result["changed"] is False, [f for f in again.result["files"] if f["changed"]]
         assert "changed=0" in again.output
 
-    def test_dockerd_runs_with_the_mirrors_in_order(self, used):
-        assert running_mirrors() == ["https://" + used.push, "https://" + used.proxy]
+    def test_dockerd_runs_with_the_one_endpoint_as_its_mirror(self, used):
+        assert running_mirrors() == ["https://" + used.one]
         assert used.first.result["dockerd"]["reloaded"] is True
         assert used.first.result["dockerd"]["confirmed"] is True
 
@@ -138,24 +156,71 @@ class TestClients:
         assert ctr_pull_digest("docker.io/" + SHADOWED) == used.shadow.digest
         assert ctr_pull_digest(QUAY) == used.quay.digest
         assert ctr_pull_digest("docker.io/" + UPSTREAM_ONLY) == used.upstream_digest
-        # Each endpoint directly, with the cert and credentials use wrote.
-        assert ctr_pull_digest("%s/%s" % (used.push, QUAY)) == used.quay.digest
+        # The endpoint directly, with the cert and credentials use wrote.
+        assert ctr_pull_digest("%s/%s" % (used.one, QUAY)) == used.quay.digest
 
     def test_podman_pulls_pushed_images_first(self, used, tmp_path):
-        conf = tmp_path / "containers.conf"
-        conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-        env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-
-        def podman(*args):
-            return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, timeout=120)
-
         try:
             for ref, digest in (("docker.io/" + SHADOWED, used.shadow.digest), (QUAY, used.quay.digest)):
-                proc = podman("pull", "-q", ref)
+                proc = podman(tmp_path, "pull", "-q", ref)
                 assert proc.returncode == 0, proc.stderr
-                assert podman("image", "inspect", "-f", "{{.Digest}}", ref).stdout.strip() == digest
+                assert podman(tmp_path, "image", "inspect", "-f", "{{.Digest}}", ref).stdout.strip() == digest
         finally:
-            podman("rmi", "-f", "docker.io/" + SHADOWED, QUAY)
+            podman(tmp_path, "rmi", "-f", "docker.io/" + SHADOWED, QUAY)
+
+    def test_every_client_gets_pushed_images_first_by_direct_reference(self, used, tmp_path):
+        direct = "%s/%s" % (used.one, SHADOWED)
+        assert docker_pull_digest(direct) == [used.shadow.digest]
+        assert manifest_digest("docker://" + direct) == used.shadow.digest
+        assert ctr_pull_digest(direct) == used.shadow.digest
+        upstream_only = "%s/%s" % (used.one, UPSTREAM_ONLY)
+        assert docker_pull_digest(upstream_only) == [used.upstream_digest]
+        assert manifest_digest("docker://" + upstream_only) == used.upstream_digest
+        assert ctr_pull_digest(upstream_only) == used.upstream_digest
+        proc = podman(tmp_path, "pull", "-q", direct)
+        try:
+            assert proc.returncode == 0, proc.stderr
+            assert (
+                podman(tmp_path, "image", "inspect", "-f", "{{.Digest}}", direct).stdout.strip() == used.shadow.digest
+            )
+        finally:
+            podman(tmp_path, "rmi", "-f", direct)
+
+    @pytest.mark.parametrize("port", ["one", "push"])
+    def test_every_client_pushes_with_the_login_use_set_up(self, used, tmp_path, port):
+        """docker (config.json), skopeo and podman (auth.json) and ctr (the
+        hosts directory's header) push with no credentials of their own."""
+        endpoint = getattr(used, port)
+        base = "%s/%s" % (used.one, UPSTREAM_ONLY)
+        tags = {c: "%s/buildset/use-%s-%s:1" % (endpoint, c, os.urandom(3).hex()) for c in ("docker", "podman", "ctr")}
+        try:
+            assert docker_pull_digest(base) == [used.upstream_digest]
+            assert docker("pull", base, check=False).returncode == 0
+            assert docker("tag", base, tags["docker"], check=False).returncode == 0
+            proc = docker("push", tags["docker"], check=False)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert podman(tmp_path, "pull", "-q", base).returncode == 0
+            assert podman(tmp_path, "tag", base, tags["podman"]).returncode == 0
+            proc = podman(tmp_path, "push", tags["podman"])
+            assert proc.returncode == 0, proc.stderr
+            assert ctr_pull_digest(base) == used.upstream_digest
+            assert ctr("image", "tag", base, tags["ctr"]).returncode == 0
+            proc = ctr("image", "push", "--hosts-dir", "/etc/containerd/certs.d", tags["ctr"])
+            assert proc.returncode == 0, proc.output
+            image = make_image(tmp_path / "sk", label="use-skopeo-push")
+            ref = "%s/buildset/use-skopeo-%s:1" % (endpoint, os.urandom(3).hex())
+            proc = skopeo("copy", "dir:%s" % image.path, "docker://" + ref)
+            assert proc.returncode == 0, proc.output
+            assert manifest_digest("docker://" + ref.replace(endpoint, used.one, 1)) == image.digest
+            upstream_config = config_digest("docker://%s/%s" % (used.one, UPSTREAM_ONLY))
+            for tag in tags.values():
+                # Each came back through the one endpoint: upstream's image (its
+                # config; a client may re-serialize the manifest) under a new name.
+                assert config_digest("docker://" + tag.replace(endpoint, used.one, 1)) == upstream_config
+        finally:
+            docker("rmi", "-f", base, *tags.values(), check=False)
+            podman(tmp_path, "rmi", "-f", base, *tags.values())
+            ctr_cleanup()
 
     def test_docker_hub_never_gets_the_buildset_credentials_from_containers_image(self, used):
         # containers-image reads docker's config.json too, where the
@@ -171,7 +236,7 @@ class TestClients:
         )
         assert (
             "Found credentials for %s/%s in credential helper containers-auth.json in file %s"
-            % (used.push, ref.split("/", 1)[1], auth_json)
+            % (used.one, ref.split("/", 1)[1], auth_json)
             in proc.output
         )
         entry = json.loads(auth_json.read_text())["auths"]["docker.io"]
@@ -185,7 +250,7 @@ class TestClients:
             HOME / ".config" / "containers" / "auth.json",
             STATE_FILE,
             "/etc/containerd/certs.d/docker.io/hosts.toml",
-            "/etc/containerd/certs.d/%s/hosts.toml" % used.push,
+            "/etc/containerd/certs.d/%s/hosts.toml" % used.one,
         ):
             assert os.stat(path).st_mode & 0o777 == 0o600, path
 
@@ -281,7 +346,7 @@ def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tm
         assert b"::1 %s  # buildset-registry\n" % name.encode() in HOSTS.read_bytes()
         image = make_image(tmp_path / "v6", label="use-v6")
         # use set up trust and credentials: skopeo needs nothing more.
-        proc = skopeo("copy", "dir:%s" % image.path, "docker://%s:%d/library/use-v6:1" % (name, facts["push_port"]))
+        proc = skopeo("copy", "dir:%s" % image.path, "docker://%s:%d/library/use-v6:1" % (name, facts["port"]))
         assert proc.returncode == 0, proc.output
         assert docker_pull_digest("library/use-v6:1") == [image.digest]
         assert ctr_pull_digest("docker.io/library/use-v6:1") == image.digest
@@ -293,23 +358,46 @@ def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tm
         ctr_cleanup()
 
 
-def test_shared_mode_pulls_everything_through_the_proxy(shared_registry, snapshot, tmp_path):  # noqa: F811
-    facts = shared_registry.facts
-    assert facts["mirrors"] == ["%s:%d" % (facts["host"], facts["port"])]
-    image = make_image(tmp_path / "shared", label="use-shared")
-    ref = "library/use-shared-%s:1" % os.urandom(3).hex()
-    proc = Clients(facts, tmp_path).push(image, "push", ref)
-    assert proc.returncode == 0, proc.stderr
-    snap = snapshot(facts)
-    apply_use_ok(tmp_path, facts)
+@pytest.mark.parametrize("anonymous", [True, False])
+def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only_with_anonymous_pull(
+    buildset,
+    snapshot,
+    tmp_path,
+    anonymous,  # noqa: F811
+):
+    """dockerd hands a mirror only Docker Hub's credentials; zuul-jobs'
+    use-buildset-registry writes none. With anonymous pull, the mirror hands
+    out a read token and pushed images come first; without it, the mirror
+    answers 401 and dockerd goes to Docker Hub (kept on loopback here), so
+    the pull fails."""
+    reg = make_use_registry(tmp_path, buildset.reg.vars["buildset_registry_proxy_remote_url"],
+                            buildset_registry_anonymous_pull=anonymous)  # fmt: skip
     try:
-        assert running_mirrors() == ["https://%s:%d" % (facts["host"], facts["port"])]
-        assert docker_pull_digest(ref) == [image.digest]
-        assert ctr_pull_digest("docker.io/" + ref) == image.digest
-        proc = skopeo("copy", "docker://docker.io/" + ref, "dir:%s" % (tmp_path / "s"))
-        assert proc.returncode == 0, proc.output
-        assert pulled_matches(tmp_path / "s", image) == []
+        _, facts = reg.apply_ok()
+        assert facts["anonymous_pull"] is anonymous
+        image = make_image(tmp_path / "anon", label="use-anon")
+        ref = "library/use-anon-%s:1" % os.urandom(3).hex()
+        assert Clients(facts, tmp_path).push(image, "proxy", ref).returncode == 0
+        snapshot(facts)
+        apply_use_ok(tmp_path, facts)
+        config = json.loads((HOME / ".docker" / "config.json").read_text())
+        assert ("https://index.docker.io/v1/" in config.get("auths", {})) is not anonymous
+        if not anonymous:
+            # What a node set up by use-buildset-registry has: no Docker Hub credentials.
+            del config["auths"]["https://index.docker.io/v1/"]
+            (HOME / ".docker" / "config.json").write_text(json.dumps(config))
+        docker("rmi", "-f", ref, check=False)
+        proc = docker("pull", ref, check=False)
+        if anonymous:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert docker_pull_digest(ref) == [image.digest]
+        else:
+            assert proc.returncode != 0
+        # Pushes always need the login: skopeo without credentials is refused.
+        bare = skopeo("copy", "--dest-no-creds", "dir:%s" % image.path,
+                      "docker://%s:%d/%s-bare" % (facts["host"], facts["port"], ref))  # fmt: skip
+        assert bare.returncode != 0
     finally:
-        ctr_cleanup()
-    apply_use_ok(tmp_path, facts, extra_vars={"buildset_registry_state": "absent"})
-    assert snap.differences() == []
+        docker("rmi", "-f", ref, check=False)
+        reg.remove()
+        rmtree(tmp_path / "root")

@@ -214,7 +214,7 @@ def make_use_registry(tmp_path, upstream_url, **extra):
             "buildset_registry_push_port": port + 1,
             "buildset_registry_proxy_container": "use_proxy_%s" % tag,
             "buildset_registry_push_container": "use_push_%s" % tag,
-            "buildset_registry_storage_mode": "separate",
+            "buildset_registry_front_container": "use_front_%s" % tag,
             **extra,
         }
     )
