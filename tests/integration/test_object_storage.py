@@ -13,7 +13,12 @@ from object_store import KEY, object_store  # noqa: F401  (pytest fixture)
 
 
 def inspect(name):
-    return subprocess.run(["docker", "inspect", name], capture_output=True, text=True).stdout
+    """docker inspect's JSON of container name; fails the test when there is none
+    (an empty output holds no secret and would prove nothing)."""
+    proc = subprocess.run(["docker", "inspect", "--type", "container", name], capture_output=True, text=True)
+    assert proc.returncode == 0, f"docker inspect {name}: {proc.stderr}"
+    assert json.loads(proc.stdout)[0]["Name"] == "/" + name, proc.stdout[:500]
+    return proc.stdout
 
 
 def test_s3_separate_mode_push_pull_prefixes_and_no_secrets(registry, upstream, object_store, tmp_path):  # noqa: F811
