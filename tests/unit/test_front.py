@@ -265,6 +265,7 @@ def test_login_with_anonymous_pull(name):
         ("HEAD", "/v2/quay.io/org/app/manifests/1", None),
         ("GET", "/v2/localhost:5000/app/blobs/" + DIGEST, None),
         ("GET", "/v2/localhost/app/tags/list", None),
+        ("GET", "/v2/localhost_5000/app/manifests/1", None),
         ("GET", "/v2/", None),
         ("GET", "/v2/_catalog", None),
         ("GET", "/v2", None),

@@ -66,62 +66,95 @@ _UPSTREAM_SIGNS = (
 )
 
 
-def diagnose(logs, kind, remote_url=None, cert_path=None):
-    """The likely cause of a failed start, in words, from the container's log.
+def _panic(text):
+    line = next((line for line in text.splitlines() if line.startswith("panic:")), None)
+    return line[len("panic:") :].strip() if line else None
 
-    logs is the log text; returns one sentence naming the variable or file
-    to fix.
-    """
-    text = logs or ""
-    lower = text.lower()
-    panic = next((line for line in text.splitlines() if line.startswith("panic:")), None)
-    if (
-        kind == "proxy"
-        and panic
-        and ((remote_url and remote_url.rstrip("/") in panic) or any(s in panic.lower() for s in _UPSTREAM_SIGNS))
-    ):
+
+def _upstream(text, kind, remote_url, cert_path):
+    panic = _panic(text) if kind == "proxy" else None
+    if panic and ((remote_url and remote_url.rstrip("/") in panic) or any(s in panic.lower() for s in _UPSTREAM_SIGNS)):
         return (
             "the proxy's upstream %s is unreachable (registry 2.8 exits at start when it cannot reach it: %s); "
-            "start the upstream or check {proxy_remote_url} "
-            "(and {proxy_username}/{proxy_password})" % (remote_url, panic[len("panic:") :].strip())
+            "start the upstream or check {proxy_remote_url} (and {proxy_username}/{proxy_password})"
+            % (remote_url, panic)
         )
+    return None
+
+
+def _store(text, kind, remote_url, cert_path):
+    panic = _panic(text)
     if panic and any(s in panic.lower() for s in ("swift", "s3", "storage driver", "aws")):
+        return "the registry cannot reach its object store (%s); check that the store runs and {object_storage}" % panic
+    return None
+
+
+def _in_use(text, kind, remote_url, cert_path):
+    if "address already in use" not in text.lower():
+        return None
+    if kind == "front":
         return (
-            "the registry cannot reach its object store (%s); check that the store runs and {object_storage}"
-            % panic[len("panic:") :].strip()
+            "one of its ports is already in use by another program; stop it or set {port} / {push_port} to free ports"
         )
-    if "address already in use" in lower:
-        if kind == "front":
-            return (
-                "one of its ports is already in use by another program; stop it or set {port} / "
-                "{push_port} to free ports"
-            )
-        return (
-            "its socket is already in use: another registry of the same {root} runs (under another engine "
-            "or container name?); remove it, or give this registry its own {root}"
-        )
-    if any(s in lower for s in ("tls:", "x509:", "private key", "certificate", CONTAINER_CERTS + "/")):
+    return (
+        "its socket is already in use: another registry of the same {root} runs (under another engine "
+        "or container name?); remove it, or give this registry its own {root}"
+    )
+
+
+def _tls(text, kind, remote_url, cert_path):
+    if any(s in text.lower() for s in ("tls:", "x509:", "private key", "certificate", CONTAINER_CERTS + "/")):
         return (
             "the front cannot load its TLS certificate or key (%s and domain.key beside it); "
             "they are made by the role's certificate task: remove both and run the role again"
             % (cert_path or CONTAINER_CERTS)
         )
+    return None
+
+
+def _no_caddy(text, kind, remote_url, cert_path):
+    lower = text.lower()
     if kind == "front" and ("executable file not found" in lower or "no such file or directory" in lower):
         return (
             "the image has no caddy on its PATH; set {front_image} to caddy:2 or an image "
             "scripts/provide-front-image builds"
         )
-    if "configuration error" in lower or "error parsing" in lower or "loading config" in lower:
+    return None
+
+
+def _bad_config(text, kind, remote_url, cert_path):
+    if any(s in text.lower() for s in ("configuration error", "error parsing", "loading config")):
         return "the %s rejects its configuration file; this is a bug of the role, please report it" % (
             "front" if kind == "front" else "registry"
         )
-    if panic:
-        return "the registry panicked: %s" % panic[len("panic:") :].strip()
-    if kind == "proxy" and "listening on" not in lower:
+    return None
+
+
+def _other_panic(text, kind, remote_url, cert_path):
+    panic = _panic(text)
+    return "the registry panicked: %s" % panic if panic else None
+
+
+def _not_listening(text, kind, remote_url, cert_path):
+    if kind == "proxy" and "listening on" not in text.lower():
         return (
             "the proxy has not started listening: registry 2.8 first contacts its upstream %s, "
             "which does not answer; start the upstream or check {proxy_remote_url}" % remote_url
         )
+    return None
+
+
+# In order: the first that recognizes the log names the cause.
+_RULES = (_upstream, _store, _in_use, _tls, _no_caddy, _bad_config, _other_panic, _not_listening)
+
+
+def diagnose(logs, kind, remote_url=None, cert_path=None):
+    """The likely cause of a failed start, in words, from the container's log:
+    one sentence naming the variable or file to fix."""
+    for rule in _RULES:
+        cause = rule(logs or "", kind, remote_url, cert_path)
+        if cause:
+            return cause
     return "no cause in the log"
 
 

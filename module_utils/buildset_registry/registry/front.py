@@ -43,9 +43,10 @@ UPLOAD_PATH = r"/blobs/uploads/"
 # blob HEAD must never reach the proxy (which has upstream's blobs).
 BLOB_PATH = r"^/v2/.+/blobs/[^/]+$"
 # A name whose first component is a registry host (quay.io/org/app,
-# localhost:5000/x): the proxy has nothing for it. A one-component name
+# localhost:5000/x, or localhost_5000/x as the use entry point writes a
+# port's colon): the proxy has nothing for it. A one-component name
 # is never a host, hence the second component before the operation.
-HOST_NAME_PATH = r"^/v2/(?:[^/]*[.:][^/]*|localhost)/.+/(?:manifests|blobs|tags)/"
+HOST_NAME_PATH = r"^/v2/(?:[^/]*[.:][^/]*|localhost(?:_\d+)?)/.+/(?:manifests|blobs|tags)/"
 # Reads the proxy may answer when the push registry has nothing.
 SHADOWED_READ_PATH = r"^/v2/.+/(?:manifests/[^/]+|blobs/[^/]+|tags/list)$"
 
@@ -100,22 +101,8 @@ def front_config(
     """
     _check(port, push_port, push_dial, proxy_dial, username, password_hash, tokens, anonymous_pull, service)
     login = _login_routes(username, password_hash, tokens, anonymous_pull, service)
+    endpoint_routes = _endpoint_routes(push_dial, proxy_dial)
     push = _proxy(push_dial)
-    push_first = dict(
-        _proxy(push_dial),
-        handle_response=[{"match": {"status_code": [404]}, "routes": [{"handle": [_proxy(proxy_dial)]}]}],
-    )
-    endpoint_routes = [
-        _route([{"method": list(WRITE_METHODS)}, {"path_regexp": {"name": "upload", "pattern": UPLOAD_PATH}}], push),
-        _route([{"method": ["HEAD"], "path_regexp": {"name": "blob", "pattern": BLOB_PATH}}], push),
-        _route([{"path_regexp": {"name": "host", "pattern": HOST_NAME_PATH}}], push),
-        _route([{"path": ["/v2", "/v2/", "/v2/_catalog"]}], push),
-        _route(
-            [{"method": list(READ_METHODS), "path_regexp": {"name": "shadowed", "pattern": SHADOWED_READ_PATH}}],
-            push_first,
-        ),
-        _route(None, push),
-    ]
     return {
         # No admin endpoint, and no autosave.json written at start.
         "admin": {"disabled": True, "config": {"persist": False}},
@@ -133,6 +120,26 @@ def front_config(
             },
         },
     }
+
+
+def _endpoint_routes(push_dial, proxy_dial):
+    """The one endpoint's routes after the login, in order (the module's docstring)."""
+    push = _proxy(push_dial)
+    push_first = dict(
+        _proxy(push_dial),
+        handle_response=[{"match": {"status_code": [404]}, "routes": [{"handle": [_proxy(proxy_dial)]}]}],
+    )
+    return [
+        _route([{"method": list(WRITE_METHODS)}, {"path_regexp": {"name": "upload", "pattern": UPLOAD_PATH}}], push),
+        _route([{"method": ["HEAD"], "path_regexp": {"name": "blob", "pattern": BLOB_PATH}}], push),
+        _route([{"path_regexp": {"name": "host", "pattern": HOST_NAME_PATH}}], push),
+        _route([{"path": ["/v2", "/v2/", "/v2/_catalog"]}], push),
+        _route(
+            [{"method": list(READ_METHODS), "path_regexp": {"name": "shadowed", "pattern": SHADOWED_READ_PATH}}],
+            push_first,
+        ),
+        _route(None, push),
+    ]
 
 
 def render_front_config(**kwargs):
