@@ -102,15 +102,20 @@ def test_facts_name_what_runs(host, cfg, facts, engine_container):
     assert facts["port"] == cfg["buildset_registry_port"]
     assert facts["push_port"] == cfg["buildset_registry_push_port"]
     assert facts["username"] == "zuul"
-    assert len(facts["password"]) >= 22  # 128 bits or more, urlsafe
+    assert len(facts["password"]) >= 32  # 192 bits, urlsafe
     assert facts["cert"].startswith("-----BEGIN CERTIFICATE-----")
-    for name in (cfg["buildset_registry_proxy_container"], cfg["buildset_registry_push_container"]):
-        c = engine_container(name)
+    assert facts["mirrors"] == [f"{facts['host']}:{facts['port']}"]
+    for kind in ("push", "proxy", "front"):
+        c = engine_container(cfg[f"buildset_registry_{kind}_container"])
         assert c.is_running
         assert c.inspect()["HostConfig"]["RestartPolicy"]["Name"] == "always"
         assert c.inspect()["HostConfig"]["NetworkMode"] == "host"
     for port in (facts["port"], facts["push_port"]):
         assert host.socket(f"tcp://:::{port}").is_listening or host.socket(f"tcp://0.0.0.0:{port}").is_listening
+    # The registries listen on the node only: abstract unix sockets, no port.
+    root = cfg["buildset_registry_root"]
+    for kind in ("push", "proxy"):
+        assert f"@buildset-registry{root}/{kind}" in host.check_output("cat /proc/net/unix")
 
 
 def test_secret_files_are_private(host, cfg):
@@ -119,7 +124,10 @@ def test_secret_files_are_private(host, cfg):
         f = host.file(os.path.join(root, name))
         assert f.exists, name
         assert f.mode == 0o600, name
+    for name in ("config/push.yml", "config/proxy.yml", "config/front.json"):
+        assert host.file(os.path.join(root, name)).mode == 0o600, name
     assert host.file(os.path.join(root, "data")).is_directory
+    assert host.file(os.path.join(root, "cache")).is_directory
 
 
 def test_returned_cert_verifies_both_endpoints_by_host(host, facts, client):
@@ -189,24 +197,24 @@ def test_upstream_only_image_pulls_through_proxy(host, cfg, facts, client):
     assert via_proxy.endswith(direct)
 
 
-def test_upload_to_proxy_refused(host, facts, client):
-    proxy = f"{facts['host']}:{facts['port']}"
+def test_the_one_endpoint_takes_pushes_and_serves_them(host, facts, client):
+    one = f"{facts['host']}:{facts['port']}"
+    assert login(client, facts, one).rc == 0
+    repo = f"buildset/one-{uuid.uuid4().hex[:8]}"
+    image_id = client.image(f"{one}/{repo}:1")
+    out = client.docker(f"push {one}/{repo}:1")
+    assert out.rc == 0, out.stderr
+    pushed = [line.split("digest: ", 1)[1].split()[0] for line in out.stdout.splitlines() if "digest: " in line]
+    assert len(pushed) == 1, out.stdout
     creds = shlex.quote(f"{facts['username']}:{facts['password']}")
-    tag = f"buildset/refused-{uuid.uuid4().hex[:8]}:1"
-    client.image(tag)
-    # skopeo rather than docker push: the docker CLI retries a refused
-    # upload for most of a minute.
-    out = host.run(
-        f"skopeo copy --dest-creds {creds} --dest-cert-dir {client.cert_dir} docker-daemon:{tag} docker://{proxy}/{tag}"
+    served = host.check_output(
+        f"skopeo inspect --format '{{{{.Digest}}}}' --creds {creds} --cert-dir {client.cert_dir} docker://{one}/{repo}:1"
     )
-    assert out.rc != 0
-    assert "unsupported" in out.stderr.lower(), out.stderr
-    # The same refusal, plainly: proxy mode takes no uploads.
-    code = host.check_output(
-        f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {client.ca} -u {creds} "
-        f"-X POST https://{proxy}/v2/buildset/refused/blobs/uploads/"
-    )
-    assert code == "405", code
+    assert served == pushed[0]
+    client.docker(f"rmi {one}/{repo}:1")
+    out = client.docker(f"pull {one}/{repo}:1")
+    assert out.rc == 0, out.stderr
+    assert host.check_output(f"docker image inspect -f '{{{{.Id}}}}' {one}/{repo}:1") == image_id
 
 
 def test_use_made_every_client_pull_through_the_registry(host, cfg, facts):
