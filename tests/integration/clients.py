@@ -47,6 +47,17 @@ def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def manifest_digest(raw):
+    """The digest of a manifest body; fails the test when raw is no manifest:
+    two empty (or error) bodies would have the same digest and compare equal."""
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        manifest = None
+    assert isinstance(manifest, dict) and manifest.get("schemaVersion"), f"not a manifest: {raw[:300]!r}"
+    return sha256(raw)
+
+
 def run(cmd, timeout=120, input=None, text=True):
     return subprocess.run(cmd, capture_output=True, text=text, timeout=timeout, input=input)
 
@@ -210,10 +221,10 @@ class Clients:
         return proc, proc.stdout
 
     def digest(self, kind, ref):
-        """Manifest digest served for kind/ref; fails the test when not served."""
+        """Manifest digest served for kind/ref; fails the test when no manifest is served."""
         proc, raw = self.manifest(kind, ref)
         assert proc.returncode == 0, f"{kind} {ref}: {proc.output}"
-        return sha256(raw)
+        return manifest_digest(raw)
 
     # curl
     def status(self, kind, path, user=None, method="GET"):

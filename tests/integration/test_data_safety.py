@@ -5,7 +5,7 @@ registry:2 does it today."""
 import os
 import uuid
 
-from clients import Clients, container_exists, docker, make_image, role_changed, run, sha256
+from clients import Clients, container_exists, docker, make_image, manifest_digest, role_changed, run
 
 CONTAINERS_PART = "containers"
 
@@ -125,7 +125,7 @@ def test_proxy_looks_tags_up_upstream_first(registry, upstream, tmp_path):
         text=False,
     )
     assert direct.returncode == 0, direct.stderr
-    upstream_digest = sha256(direct.stdout)
+    upstream_digest = manifest_digest(direct.stdout)
 
     mine = make_image(tmp_path / "mine")
     assert c.push(mine, "push", ref).returncode == 0

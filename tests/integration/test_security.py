@@ -13,19 +13,19 @@ KINDS = ("proxy", "push")
 
 @pytest.fixture(scope="module")
 def secured(shared_registry, tmp_path_factory):
-    """Clients for the shared registry, with one image pushed to it."""
+    """Clients for the shared registry, with one image pushed to it: (clients, repo, image)."""
     c = Clients(shared_registry.facts, tmp_path_factory.mktemp("security"))
     repo = f"buildset/secret-{uuid.uuid4().hex[:6]}"
     image = make_image(c.workdir / "image")
     push = c.push(image, "push", f"{repo}:1")
     assert push.returncode == 0, push.stderr
-    return c, repo
+    return c, repo, image
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("who", ["anonymous", "wrong password", "wrong user"])
 def test_reads_and_writes_refused_without_right_credentials(secured, kind, who):
-    c, repo = secured
+    c, repo, _ = secured
     facts = c.facts
     user = {
         "anonymous": None,
@@ -46,7 +46,7 @@ def test_reads_and_writes_refused_without_right_credentials(secured, kind, who):
 
 
 def test_uploads_through_proxy_refused_even_with_right_password(secured, tmp_path):
-    c, repo = secured
+    c, repo, _ = secured
     assert c.status("proxy", f"/v2/{repo}/blobs/uploads/", True, "POST") == 405
     assert c.status("push", f"/v2/{repo}/blobs/uploads/", True, "POST") == 202
     refused = c.push(make_image(tmp_path / "image"), "proxy", f"buildset/refused-{uuid.uuid4().hex[:6]}:1")
@@ -55,14 +55,14 @@ def test_uploads_through_proxy_refused_even_with_right_password(secured, tmp_pat
 
 
 def test_secret_files_private_and_read_by_registry(shared_registry, secured):
-    c, repo = secured
+    c, repo, image = secured
     for name in ("key", "htpasswd", "password", "proxy_config", "push_config"):
         mode = os.stat(shared_registry.paths[name]).st_mode & 0o777
         assert mode == 0o600, f"{shared_registry.paths[name]} is {mode:o}"
     # The registry reads them: TLS with that key and login against that htpasswd work.
     for kind in KINDS:
         assert c.status(kind, "/v2/", True) == 200
-        assert c.digest(kind, f"{repo}:1").startswith("sha256:")
+        assert c.digest(kind, f"{repo}:1") == image.digest, kind
 
 
 def test_passwords_not_in_verbose_output_nor_container_metadata(registry):
@@ -93,7 +93,7 @@ def test_passwords_not_in_verbose_output_nor_container_metadata(registry):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_tls_below_1_2_refused_by_server(secured, kind):
-    c, _ = secured
+    c, _, _ = secured
     # SECLEVEL=0 lets this client offer TLS 1.0/1.1, so a failure is the server's refusal.
     for version in ("-tls1", "-tls1_1"):
         old = c.s_client(kind, version, "-cipher", "DEFAULT:@SECLEVEL=0")
