@@ -124,8 +124,8 @@ def check_namespaces(namespaces):
         seen.add(ns)
 
 
-def validate(registry, namespaces):
-    """Check the fact and the namespaces; return a Wanted. Changes nothing."""
+def _check_fact(registry):
+    """Refuse a fact that is missing, incomplete or holds values clients reject."""
     if not isinstance(registry, dict) or not registry:
         raise RegistryError(
             "registry",
@@ -150,10 +150,12 @@ def validate(registry, namespaces):
         raise RegistryError("registry", "{registry}.username must be a string without a colon, and password a string")
     if "-----BEGIN CERTIFICATE-----" not in str(registry["cert"]):
         raise RegistryError("registry", "{registry}.cert is not a PEM certificate")
-    push = "%s:%d" % (registry["push_host"], _port(registry["push_port"]))
-    proxy = "%s:%d" % (registry["host"], _port(registry["port"]))
-    endpoints = list(dict.fromkeys([push, proxy]))
-    mirrors = registry["mirrors"]
+    anonymous = registry.get("anonymous_pull", False)
+    if not isinstance(anonymous, bool):
+        raise RegistryError("registry", "{registry}.anonymous_pull: %r is not a boolean", anonymous)
+
+
+def _check_mirrors(mirrors, endpoints):
     if not isinstance(mirrors, list) or not all(_endpoint(m) for m in mirrors):
         raise RegistryError("registry", "{registry}.mirrors: %r is not a list of host:port strings", mirrors)
     strange = [m for m in mirrors if m not in endpoints]
@@ -164,7 +166,9 @@ def validate(registry, namespaces):
             mirrors,
             ", ".join(endpoints),
         )
-    addresses = registry.get("addresses") or {}
+
+
+def _check_addresses(addresses):
     if not isinstance(addresses, dict):
         raise RegistryError("registry", "{registry}.addresses: %r is not a dict of host name -> IP address", addresses)
     for name, address in addresses.items():
@@ -176,20 +180,29 @@ def validate(registry, namespaces):
             ) from None
         if _host_error(name) is not None or not re.search("[a-z]", str(name).lower()):
             raise RegistryError("registry", "{registry}.addresses: %r is not a host name", name)
+
+
+def validate(registry, namespaces):
+    """Check the fact and the namespaces; return a Wanted. Changes nothing."""
+    _check_fact(registry)
+    push = "%s:%d" % (registry["push_host"], _port(registry["push_port"]))
+    one = "%s:%d" % (registry["host"], _port(registry["port"]))
+    endpoints = list(dict.fromkeys([push, one]))
+    mirrors = registry["mirrors"]
+    _check_mirrors(mirrors, endpoints)
+    addresses = registry.get("addresses") or {}
+    _check_addresses(addresses)
     check_namespaces(namespaces)
     for ns in set(namespaces) & set(endpoints):
         raise RegistryError("namespaces", "{namespaces}: %r is the buildset registry itself; leave it out", ns)
-    anonymous = registry.get("anonymous_pull", False)
-    if not isinstance(anonymous, bool):
-        raise RegistryError("registry", "{registry}.anonymous_pull: %r is not a boolean", anonymous)
-    auth = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    auth = base64.b64encode(("%s:%s" % (registry["username"], registry["password"])).encode()).decode()
     return Wanted(
         endpoints=endpoints,
-        push=mirrors[0] if mirrors else push,
+        push=mirrors[0],
         mirrors=list(mirrors),
         cert=str(registry["cert"]),
         auth=auth,
         namespaces=list(namespaces),
         addresses=dict(addresses),
-        anonymous_pull=anonymous,
+        anonymous_pull=registry.get("anonymous_pull", False),
     )
