@@ -103,6 +103,7 @@ class Snapshot:
     def __init__(self, paths):
         self.saved = {p: _capture(p) for p in paths}
         self.mirrors = running_mirrors()
+        assert self.mirrors is not None, "docker info failed: dockerd's mirrors can be neither saved nor put back"
 
     def differences(self):
         """Paths that are not as they were (bytes, mode or existence)."""
@@ -141,8 +142,9 @@ def running_mirrors():
 def reload_dockerd(mirrors):
     """Make dockerd run with mirrors again, leaving daemon.json as it is:
     a key missing from the file leaves the running value unchanged, so
-    an empty list goes in for the reload first."""
-    if mirrors is None or running_mirrors() == mirrors:
+    the wanted list goes in for the reload. Fails when dockerd does not
+    run with them afterwards."""
+    if running_mirrors() == mirrors:
         return
     pid = int(Path("/var/run/docker.pid").read_text())
     data = DAEMON_JSON.read_bytes() if DAEMON_JSON.exists() else None
@@ -155,6 +157,8 @@ def reload_dockerd(mirrors):
             if running_mirrors() == mirrors:
                 break
             time.sleep(0.02)
+        else:
+            raise AssertionError(f"dockerd runs with mirrors {running_mirrors()} after SIGHUP, not {mirrors}")
     finally:
         if data is None:
             DAEMON_JSON.unlink(missing_ok=True)
@@ -186,8 +190,14 @@ def snapshot(hub_guard):
         return snap
 
     yield take
+    errors = []
     for snap in reversed(taken):
-        snap.restore()
+        try:
+            snap.restore()
+        except Exception as e:  # put every snapshot back, then fail
+            errors.append(e)
+    if errors:
+        raise errors[0]
 
 
 # --- a registry of our own ------------------------------------------------------
