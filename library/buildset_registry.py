@@ -221,7 +221,7 @@ image_ids:
 
 from ansible.module_utils.buildset_registry.common.options import role_spec, role_variables
 from ansible.module_utils.buildset_registry.common.shell import run_module
-from ansible.module_utils.buildset_registry.registry.engine import docker
+from ansible.module_utils.buildset_registry.registry.engine import DOCKER_SDK
 from ansible.module_utils.buildset_registry.registry.entry import run
 
 
@@ -230,7 +230,7 @@ def main():
         role_spec(),
         run,
         names=role_variables(),
-        needs={"docker": docker},
+        needs={"docker": DOCKER_SDK},
         start={"containers": {}},
         returns=("buildset_registry", "password"),
     )

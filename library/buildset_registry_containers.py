@@ -227,7 +227,7 @@ from ansible.module_utils.buildset_registry.common.errors import Outcome
 from ansible.module_utils.buildset_registry.common.options import part_spec
 from ansible.module_utils.buildset_registry.common.shell import run_module
 from ansible.module_utils.buildset_registry.registry.containers import run
-from ansible.module_utils.buildset_registry.registry.engine import docker
+from ansible.module_utils.buildset_registry.registry.engine import DOCKER_SDK
 
 
 def job(params, check_mode, result):
@@ -244,7 +244,7 @@ def main():
         part_spec("containers"),
         job,
         required_if=[("state", "present", ["proxy_remote_url", "username"])],
-        needs={"docker": docker},
+        needs={"docker": DOCKER_SDK},
         start={"containers": {}, "reasons": []},
     )
 

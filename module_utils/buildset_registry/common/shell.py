@@ -41,9 +41,10 @@ def run_module(
 
     spec: the argument spec. names: option -> the name an error shows
     (default: the spec's own names; the role's module gives the role
-    variables). needs: library name -> the imported module, None when it
-    is missing. secrets: params -> values masked wherever they appear,
-    besides the no_log options and the object store's credentials.
+    variables). needs: library name -> the imported module (or its import
+    spec, when it is imported only where used), None when it is missing.
+    secrets: params -> values masked wherever they appear, besides the
+    no_log options and the object store's credentials.
     hidden: options echoed as masked in the invocation. returns: the key
     path in the result of the one secret the module exists to return (its
     task is no_log); it stays masked in check mode, whose output --diff

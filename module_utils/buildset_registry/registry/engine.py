@@ -6,26 +6,35 @@ The one file that imports the docker SDK. Engine wraps a low-level
 APIClient (Docker's engine, or Podman's service, which speaks the same
 API) in the few verbs the role needs, and turns the SDK's errors into a
 RegistryError that names the engine and what to do.
+
+The SDK is imported only when the engine is asked to change something
+(pull, create, start, restart, remove) or to give a log: importing it
+(requests, urllib3) costs more than a re-run's whole work. Over a unix
+socket, the reads a re-run makes (is the engine there, which containers,
+which image IDs, a container's state) go through EngineReader, the
+standard library's HTTP client on that socket, with the same answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import importlib.util
+import json
 import os
 import re
 import socket
+import sys
 import time
+from urllib.parse import quote, urlencode
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.options import DEFAULT_DOCKER_HOST
+from ansible.module_utils.buildset_registry.registry.ready import UnixHTTPConnection
 
-try:
-    import docker
-    import docker.errors
-    import requests.exceptions
-    from docker.utils import kwargs_from_env
-except ImportError:  # reported by the module with missing_required_lib
-    docker = None
+# The docker SDK's import spec, None when it is not installed (the modules
+# report that with missing_required_lib); _sdk() imports it.
+DOCKER_SDK = importlib.util.find_spec("docker")
 
 CONNECT_TIMEOUT = 5
 API_TIMEOUT = 120
@@ -80,7 +89,7 @@ def root_cause(exc):
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, OSError) and e.strerror:
+        if isinstance(e, OSError) and (e.strerror or isinstance(e, socket.timeout)):
             found = e
         stack.extend([e.__cause__, e.__context__, getattr(e, "reason", None)])
         stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
@@ -91,42 +100,154 @@ def root_cause(exc):
     return found.strerror
 
 
-class Engine:
-    """The verbs the role needs from a Docker-compatible engine."""
+def _sdk():
+    """The docker SDK, imported on first use."""
+    import docker
+    import docker.errors
+    import requests.exceptions  # noqa: F401 (errors() names them)
+    from docker.utils import kwargs_from_env  # noqa: F401
 
-    def __init__(self, client, url):
-        self.client = client
+    return docker
+
+
+def _sdk_errors():
+    """The SDK's error classes errors() translates; () before it is imported."""
+    errors, requests = sys.modules.get("docker.errors"), sys.modules.get("requests.exceptions")
+    return tuple(c for c in (errors and errors.DockerException, requests and requests.RequestException) if c)
+
+
+def _unreachable(url, cause):
+    return RegistryError(
+        "docker_host",
+        "Docker engine not reachable at %s: %s; start it (e.g. `service docker start`, or the Podman "
+        "service of that socket) or set {docker_host} to the engine's API socket",
+        url,
+        root_cause(cause),
+    )
+
+
+def _sdk_client(url, timeout):
+    """A docker.APIClient for url; RegistryError when the engine does not answer."""
+    docker = _sdk()
+    kwargs = docker.utils.kwargs_from_env()
+    kwargs["base_url"] = url
+    try:
+        # version="auto" asks the engine its API version: the reachability check.
+        client = docker.APIClient(version="auto", timeout=timeout, **kwargs)
+    except Exception as e:  # DockerException wraps requests' errors
+        raise _unreachable(url, e) from e
+    client.timeout = API_TIMEOUT
+    return client
+
+
+class EngineReadError(Exception):
+    """A read of EngineReader failed: the engine answered an error, or not at all."""
+
+
+class EngineReader:
+    """GETs of the engine's API over its unix socket, standard library only.
+
+    Unversioned paths: Docker and Podman answer them at their current API
+    version, as the SDK's version="auto" does. One connection, kept alive.
+    """
+
+    def __init__(self, path, timeout=API_TIMEOUT):
+        self.path = path
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, path, query=None, missing_ok=False):
+        """The answer's body (bytes); None on a 404 when missing_ok."""
+        url = path + ("?" + urlencode(query) if query else "")
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = UnixHTTPConnection(self.path, self.timeout)
+            try:
+                self.conn.request("GET", url)
+                response = self.conn.getresponse()
+                body = response.read()
+                break
+            except (OSError, http.client.HTTPException) as e:
+                self.close()
+                # A kept-alive connection the engine closed meanwhile: once more.
+                if attempt or not isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError)):
+                    raise EngineReadError("GET %s: %s" % (path, root_cause(e))) from e
+        if response.status == 404 and missing_ok:
+            return None
+        if not 200 <= response.status < 300:
+            raise EngineReadError(
+                "GET %s: %d %s" % (path, response.status, body.decode("utf-8", "replace").strip()[:300])
+            )
+        return body
+
+    def get(self, path, query=None, missing_ok=False):
+        """The answer's JSON; None on a 404 when missing_ok."""
+        body = self.request(path, query, missing_ok)
+        if body is None:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as e:
+            raise EngineReadError("GET %s: the answer is not JSON" % path) from e
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class Engine:
+    """The verbs the role needs from a Docker-compatible engine.
+
+    client: a docker.APIClient, or None to connect one when a verb needs
+    it; reader: an EngineReader for the reads, or None to read through
+    the client.
+    """
+
+    def __init__(self, client, url, reader=None):
+        self._client = client
         self.url = url
+        self.reader = reader
 
     @classmethod
     def connect(cls, url=None, timeout=CONNECT_TIMEOUT):
         """Connect; fails within about `timeout` seconds when the engine does not answer."""
         url = url or docker_url()
-        kwargs = kwargs_from_env()
-        kwargs["base_url"] = url
+        path = url[len("unix://") :] if url.startswith("unix://") else ""
+        if not path.startswith("/"):
+            return cls(_sdk_client(url, timeout), url)
+        reader = EngineReader(path, timeout)
         try:
-            # version="auto" asks the engine its API version: the reachability check.
-            client = docker.APIClient(version="auto", timeout=timeout, **kwargs)
-        except Exception as e:  # DockerException wraps requests' errors
-            raise RegistryError(
-                "docker_host",
-                "Docker engine not reachable at %s: %s; start it (e.g. `service docker start`, or the Podman "
-                "service of that socket) or set {docker_host} to the engine's API socket",
-                url,
-                root_cause(e),
-            ) from e
-        client.timeout = API_TIMEOUT
-        return cls(client, url)
+            reader.request("/_ping")
+        except EngineReadError as e:
+            reader.close()
+            raise _unreachable(url, e) from e
+        reader.timeout = API_TIMEOUT
+        if reader.conn is not None and reader.conn.sock is not None:
+            reader.conn.sock.settimeout(API_TIMEOUT)
+        return cls(None, url, reader)
+
+    @property
+    def client(self):
+        """The docker SDK's APIClient, connected on first use."""
+        if self._client is None:
+            self._client = _sdk_client(self.url, CONNECT_TIMEOUT)
+        return self._client
 
     def close(self):
-        self.client.close()
+        if self.reader is not None:
+            self.reader.close()
+        if self._client is not None:
+            self._client.close()
 
     @contextlib.contextmanager
     def errors(self):
-        """Turn the SDK's errors into a RegistryError that says what to do."""
+        """Turn the SDK's and the reader's errors into a RegistryError that says what to do."""
         try:
             yield
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except Exception as e:
+            if not isinstance(e, (EngineReadError, *_sdk_errors())):
+                raise
             raise RegistryError(
                 "docker_host",
                 "Docker engine at %s failed a request: %s; check the engine (`docker info`) and run again",
@@ -134,15 +255,25 @@ class Engine:
                 e,
             ) from e
 
+    def _inspect_image(self, image):
+        """The image's ID, None when the engine does not have it."""
+        if self.reader is not None:
+            info = self.reader.get("/images/%s/json" % quote(image, safe="/:@"), missing_ok=True)
+            return info["Id"] if info else None
+        try:
+            return self.client.inspect_image(image)["Id"]
+        except _sdk().errors.ImageNotFound:
+            return None
+
     def image_id(self, image, check_mode, option="image"):
         """(image ID or None, pulled?): pulls a missing image unless in check
         mode; a failure names option, the variable that names the image."""
-        try:
-            return self.client.inspect_image(image)["Id"], False
-        except docker.errors.ImageNotFound:
-            pass
+        found = self._inspect_image(image)
+        if found is not None:
+            return found, False
         if check_mode:
             return None, True
+        docker = _sdk()
         cause = None
         try:
             for message in self.client.pull(image, stream=True, decode=True):
@@ -154,10 +285,10 @@ class Engine:
         except docker.errors.DockerException as e:
             cause = str(e)
         if cause is None:
-            try:
-                return self.client.inspect_image(image)["Id"], True
-            except docker.errors.ImageNotFound:
-                cause = "the pull ended without the image"
+            found = self._inspect_image(image)
+            if found is not None:
+                return found, True
+            cause = "the pull ended without the image"
         script = "provide-front-image" if option == "front_image" else "provide-registry-image"
         raise RegistryError(
             option,
@@ -171,9 +302,13 @@ class Engine:
     def find(self, names):
         """name -> {"id", "status", "spec_hash", "port"} for those of names that exist (one API call)."""
         # Docker matches the name with its leading slash, Podman without.
-        patterns = ["^/?%s$" % re.escape(name) for name in names]
+        filters = {"name": ["^/?%s$" % re.escape(name) for name in names]}
+        if self.reader is not None:
+            listing = self.reader.get("/containers/json", {"all": "1", "filters": json.dumps(filters)})
+        else:
+            listing = self.client.containers(all=True, filters=filters)
         found = {}
-        for summary in self.client.containers(all=True, filters={"name": patterns}):
+        for summary in listing:
             for full in summary.get("Names") or []:
                 name = full.lstrip("/")
                 if name in names:
@@ -200,30 +335,34 @@ class Engine:
         and then (500, "container state improper") and may restart one it
         just stopped; it gives in on a retry.
         """
+        errors = _sdk().errors
         for attempt in range(attempts):
             try:
                 self.client.remove_container(container_id, force=True, v=True)
-            except docker.errors.NotFound:
+            except errors.NotFound:
                 return
-            except docker.errors.APIError as e:
+            except errors.APIError as e:
                 if e.status_code != 500 or attempt == attempts - 1:
                     raise
             try:
                 self.client.inspect_container(container_id)
-            except docker.errors.NotFound:
+            except errors.NotFound:
                 return
             time.sleep(0.1)
 
     def state(self, container_id):
         """(status, restart count, exit code) of a container."""
-        info = self.client.inspect_container(container_id)
+        if self.reader is not None:
+            info = self.reader.get("/containers/%s/json" % quote(container_id, safe=""))
+        else:
+            info = self.client.inspect_container(container_id)
         state = info.get("State") or {}
         return state.get("Status"), info.get("RestartCount", 0), state.get("ExitCode")
 
     def logs(self, container_id):
         try:
             raw = self.client.logs(container_id, tail=LOG_LINES)
-        except docker.errors.DockerException as e:
+        except (RegistryError, *_sdk_errors()) as e:
             return "(cannot read the log: %s)" % e
         return raw.decode("utf-8", "replace")
 

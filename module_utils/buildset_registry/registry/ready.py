@@ -52,7 +52,7 @@ class Started:
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over an abstract unix socket ("@NAME")."""
+    """HTTP over a unix socket: abstract ("@NAME") or a path."""
 
     def __init__(self, name, timeout):
         super().__init__("localhost", timeout=timeout)
@@ -62,7 +62,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
-            sock.connect("\0" + self.socket_name[1:])
+            sock.connect("\0" + self.socket_name[1:] if self.socket_name.startswith("@") else self.socket_name)
         except OSError:
             sock.close()
             raise
