@@ -35,6 +35,25 @@ CASES = [
     ("relative root", {"buildset_registry_root": "relative/dir"}, "buildset_registry_root", "absolute"),
     ("unknown state", {"buildset_registry_state": "running"}, "buildset_registry_state", "present, absent"),
     ("image with spaces", {"buildset_registry_image": "registry: 2"}, "buildset_registry_image", "registry:2"),
+    ("front image empty", {"buildset_registry_front_image": ""}, "buildset_registry_front_image", "caddy:2"),
+    (
+        "anonymous_pull not a bool",
+        {"buildset_registry_anonymous_pull": "maybe"},
+        "buildset_registry_anonymous_pull",
+        "bool",
+    ),
+    (
+        "front named as push",
+        {"buildset_registry_front_container": "@push_container"},
+        "buildset_registry_front_container",
+        "three different names",
+    ),
+    (
+        "front image that cannot be had",
+        {"buildset_registry_front_image": "127.0.0.1:9/nowhere/caddy:2"},
+        "buildset_registry_front_image",
+        "provide-front-image",
+    ),
 ]
 
 
@@ -49,6 +68,8 @@ def test_bad_input_refused_before_any_change(registry, extra, variable, accepted
     extra = dict(extra)
     if extra.get("buildset_registry_port") == "@push":
         extra["buildset_registry_port"] = registry.vars["buildset_registry_push_port"]
+    if extra.get("buildset_registry_front_container") == "@push_container":
+        extra["buildset_registry_front_container"] = registry.vars["buildset_registry_push_container"]
     proc, facts = registry.apply(extra)
     assert proc.returncode != 0, proc.output[-3000:]
     assert facts is None

@@ -441,3 +441,19 @@ def _file_digest(path, gzipped=False):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
+
+
+# --- a front that does not come up ---------------------------------------------------------
+
+
+def test_a_front_image_without_caddy_fails_naming_the_variable_and_leaves_no_front(registry):
+    proc, facts = registry.apply(
+        {"buildset_registry_front_image": registry.vars.get("buildset_registry_image", "registry:2")}
+    )
+    assert proc.returncode != 0 and facts is None, proc.output[-3000:]
+    assert "buildset_registry_front_image" in proc.output, proc.output[-3000:]
+    assert "does not start" in proc.output and "caddy" in proc.output, proc.output[-3000:]
+    front = registry.vars["buildset_registry_front_container"]
+    assert docker("inspect", front, check=False).returncode != 0, "the front that cannot start was left behind"
+    # With the right image, the same root comes up.
+    registry.apply_ok()

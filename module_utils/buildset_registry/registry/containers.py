@@ -295,7 +295,7 @@ def _apply(engine, plans, tokens):
     for item in plans:
         wanted = checks(item.endpoint, tokens)
         if item.action in ("created", "recreated"):
-            cid = engine.run(item.spec, item.name, item.endpoint.image, item.hash)
+            cid = engine.run(item.spec, item.name, item.endpoint.image, item.hash, item.endpoint.image_option)
             started.append(Started(item.kind, item.name, cid, wanted, 0))
             continue
         cid = item.existing["id"]

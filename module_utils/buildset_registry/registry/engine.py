@@ -315,11 +315,25 @@ class Engine:
                     found[name] = existing_of(summary)
         return found
 
-    def run(self, spec, name, image, digest):
-        """Create and start a container of spec; return its ID."""
+    def run(self, spec, name, image, digest, option="image"):
+        """Create and start a container of spec; return its ID. A start the
+        engine refuses (the image cannot run that command) removes the
+        container and names option, the variable that names the image."""
+        docker = _sdk()
         host_config = self.client.create_host_config(**host_config_args(spec))
         created = self.client.create_container(host_config=host_config, **create_args(spec, name, image, digest))
-        self.client.start(created["Id"])
+        try:
+            self.client.start(created["Id"])
+        except docker.errors.APIError as e:
+            self.remove(created["Id"])
+            raise RegistryError(
+                option,
+                "Container %s of image %s does not start: %s; set {" + option + "} to an image that runs %s",
+                name,
+                image,
+                (e.explanation or str(e)).strip(),
+                " ".join([*spec["entrypoint"], *spec["command"]]) or "its own command",
+            ) from e
         return created["Id"]
 
     def start(self, container_id):
