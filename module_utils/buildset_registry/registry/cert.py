@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -25,63 +24,19 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry.common.layout import layout, read_optional, write_file
 
-# Always in the certificate: clients on the registry's own node use these.
-LOCAL_NAMES = ("127.0.0.1", "::1", "localhost")
-
-KEY_MODE = 0o600
-CERT_MODE = 0o644
-
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-
-
-def classify_name(name):
-    """Return ("IP", compressed address) or ("DNS", lowercased name), or None."""
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        addr = ipaddress.ip_address(name)
-    except ValueError:
-        addr = None
-    if addr is not None:
-        # A zone index (fe80::1%eth0) cannot go into a certificate.
-        if getattr(addr, "scope_id", None):
-            return None
-        return ("IP", addr.compressed)
-    if len(name) > 253:
-        return None
-    labels = name.split(".")
-    if not all(_LABEL.match(label) for label in labels):
-        return None
-    # An all-numeric last label is a mistyped address (10.0.0.256), not a name.
-    if labels[-1].isdigit():
-        return None
-    return ("DNS", name.lower())
-
-
-def requested_sans(host, extra_names=()):
-    """Validate the names and return the wanted SANs as "DNS:x"/"IP:y", deduped.
-
-    Raises RegistryError naming the option that holds a bad name.
-    """
-    sans = []
-    named = [(host, "host")]
-    named += [(n, "extra_names") for n in extra_names or ()]
-    named += [(n, None) for n in LOCAL_NAMES]
-    for name, option in named:
-        kind = classify_name(name)
-        if kind is None:
-            raise RegistryError(
-                option,
-                "{%s}: %%r is not a valid DNS name or IP address; use an IPv4 or "
-                "IPv6 address (no brackets or zone) or a DNS name of labels "
-                "1-63 characters long made of letters, digits and '-' (not at "
-                "either end of a label), 253 characters at most" % option,
-                name,
-            )
-        san = "%s:%s" % kind
-        if san not in sans:
-            sans.append(san)
-    return sans
+# The names and options, and a re-run's check without cryptography, live in
+# cert_check; they are this module's too.
+from ansible.module_utils.buildset_registry.registry.cert_check import (  # noqa: F401
+    CERT_MODE,
+    KEY_MODE,
+    LOCAL_NAMES,
+    check_days,
+    classify_name,
+    diff_text,
+    requested_sans,
+    validate,
+)
+from ansible.module_utils.buildset_registry.registry.cert_check import file_mode as _mode
 
 
 def _general_name(san):
@@ -261,41 +216,6 @@ def make_cert(key, host, sans, valid_days, now):
     return builder.sign(key, algo).public_bytes(serialization.Encoding.PEM)
 
 
-def diff_text(info):
-    """Diff side for a certificate description (or None: absent)."""
-    if info is None:
-        return ""
-    return "subject: %s\nsubjectAltName: %s\nnot_after: %s\nsha256: %s\n" % (
-        info["subject"],
-        ", ".join(info["sans"]),
-        info["not_after"],
-        info["fingerprint"],
-    )
-
-
-def check_days(valid_days, renew_days):
-    if valid_days < 1:
-        raise RegistryError(
-            "valid_days",
-            "{valid_days}: %d is not a positive number of days; set it to 1 or more (default 365)",
-            valid_days,
-        )
-    if renew_days < 0 or renew_days >= valid_days:
-        raise RegistryError(
-            "renew_days",
-            "{renew_days}: %d must be 0 or more and less than {valid_days} (%d), or every run "
-            "would make a new certificate; lower it or raise the validity",
-            renew_days,
-            valid_days,
-        )
-
-
-def validate(params):
-    """Check the certificate's options; pure."""
-    requested_sans(params["host"], params["extra_names"])
-    check_days(params["valid_days"], params["renew_days"])
-
-
 def ensure(params, check_mode=False, now=None):
     """Keep or (re)make the key and certificate under params["root"].
 
@@ -369,13 +289,6 @@ def _finish(outcome, cert):
         fingerprint=info["fingerprint"],
     )
     return outcome
-
-
-def _mode(path):
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def _set_mode(path, mode):

@@ -18,7 +18,7 @@ import os
 from ansible.module_utils.buildset_registry.common.address import ZUUL_JOBS_ALIAS, client_host, host_port, is_ip
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry.common.options import part_params
-from ansible.module_utils.buildset_registry.registry import cert as certs
+from ansible.module_utils.buildset_registry.registry import cert_check as cert_check
 from ansible.module_utils.buildset_registry.registry import containers as containers
 from ansible.module_utils.buildset_registry.registry import htpasswd as htpasswd
 from ansible.module_utils.buildset_registry.registry.engine import Engine
@@ -36,7 +36,7 @@ def validate(params):
     containers.validate(part_params("containers", params))
     if params["state"] == "present":
         htpasswd.validate(part_params("htpasswd", params))
-        certs.validate(part_params("cert", params))
+        cert_check.validate(part_params("cert", params))
 
 
 def facts(params, cert, auth):
@@ -75,6 +75,18 @@ def cert_params(params):
     return cparams
 
 
+def ensure_cert(cparams, check_mode=False):
+    """The certificate part's Outcome. A key and certificate that need
+    nothing are told by cert_check (the standard library); anything else
+    goes to cert.ensure(), which imports cryptography, says why and acts."""
+    outcome = cert_check.kept(cparams)
+    if outcome is None:
+        from ansible.module_utils.buildset_registry.registry import cert as certs
+
+        outcome = certs.ensure(cparams, check_mode)
+    return outcome
+
+
 def run(params, check_mode=False, result=None):
     """Bring the registry to params["state"]; return the module result.
 
@@ -90,7 +102,7 @@ def run(params, check_mode=False, result=None):
         with engine.errors():
             pre = containers.preflight(engine, cparams, check_mode)
         if params["state"] == "present":
-            cert = certs.ensure(cert_params(params), check_mode)
+            cert = ensure_cert(cert_params(params), check_mode)
             result["certificate"] = {k: v for k, v in cert.report().items() if k != "cert"}
             auth = htpasswd.ensure(part_params("htpasswd", params), check_mode)
             result["htpasswd"] = {k: v for k, v in auth.report().items() if k != "password"}
