@@ -22,7 +22,8 @@ description:
     and keeps, creates, recreates or restarts the push registry, the proxy
     registry and the front, returning when they answer.
   - Returns the registry's coordinates, the password included, in
-    RV(buildset_registry); the task that calls it must be C(no_log).
+    RV(buildset_registry), and sets them as the fact C(buildset_registry)
+    (RV(ansible_facts)); the task that calls it must be C(no_log).
   - Needs the C(docker), C(cryptography) and C(bcrypt) Python packages and a
     running Docker engine on the target.
 options:
@@ -184,6 +185,11 @@ buildset_registry:
     mirrors: ["192.0.2.10:5000"]
     addresses: {}
     anonymous_pull: false
+ansible_facts:
+  description: The fact C(buildset_registry), the same dict as RV(buildset_registry).
+  returned: state is present
+  type: dict
+  sample: {buildset_registry: {host: 192.0.2.10, port: 5000, "...": "..."}}
 certificate:
   description: What happened to the certificate (see M(buildset_registry_cert)).
   returned: state is present
@@ -225,10 +231,17 @@ from ansible.module_utils.buildset_registry.registry.engine import DOCKER_SDK
 from ansible.module_utils.buildset_registry.registry.entry import run
 
 
+def job(params, check_mode, result):
+    run(params, check_mode, result)
+    if "buildset_registry" in result:
+        # The fact itself: a set_fact task would cost more than the module's work.
+        result["ansible_facts"] = {"buildset_registry": result["buildset_registry"]}
+
+
 def main():
     run_module(
         role_spec(),
-        run,
+        job,
         names=role_variables(),
         needs={"docker": DOCKER_SDK},
         start={"containers": {}},
