@@ -361,9 +361,9 @@ def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tm
 @pytest.mark.parametrize("anonymous", [True, False])
 def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only_with_anonymous_pull(
     buildset,
-    snapshot,
+    snapshot,  # noqa: F811  (fixture)
     tmp_path,
-    anonymous,  # noqa: F811
+    anonymous,
 ):
     """dockerd hands a mirror only Docker Hub's credentials; zuul-jobs'
     use-buildset-registry writes none. With anonymous pull, the mirror hands
