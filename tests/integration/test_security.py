@@ -1,5 +1,6 @@
-"""Authentication, upload refusal at the proxy, file modes, secrets kept out
-of logs and container metadata, and the TLS floor, on real endpoints."""
+"""Authentication on both ports, uploads only with the login, file modes,
+secrets (passwords, the bcrypt hash, the front's tokens) kept out of logs
+and container metadata, and the TLS floor, on real endpoints."""
 
 import json
 import os
@@ -7,6 +8,8 @@ import uuid
 
 import pytest
 from clients import Clients, docker, make_image
+
+from ansible.module_utils.buildset_registry.registry.front import derive_tokens
 
 KINDS = ("proxy", "push")
 
@@ -45,18 +48,22 @@ def test_reads_and_writes_refused_without_right_credentials(secured, kind, who):
     assert c.status(kind, f"/v2/{repo}/manifests/1", True, "HEAD") == 200
 
 
-def test_uploads_through_proxy_refused_even_with_right_password(secured, tmp_path):
+def test_uploads_need_the_login_on_both_ports(secured, tmp_path):
     c, repo, _ = secured
-    assert c.status("proxy", f"/v2/{repo}/blobs/uploads/", True, "POST") == 405
-    assert c.status("push", f"/v2/{repo}/blobs/uploads/", True, "POST") == 202
-    refused = c.push(make_image(tmp_path / "image"), "proxy", f"buildset/refused-{uuid.uuid4().hex[:6]}:1")
+    for kind in ("proxy", "push"):
+        assert c.status(kind, f"/v2/{repo}/blobs/uploads/", True, "POST") == 202
+        assert c.status(kind, f"/v2/{repo}/blobs/uploads/", None, "POST") == 401
+        assert c.status(kind, f"/v2/{repo}/blobs/uploads/", "zuul:wrong", "POST") == 401
+    refused = c.skopeo("copy", "--dest-no-creds", "--dest-cert-dir", str(c.cert_dir),
+                       f"dir:{make_image(tmp_path / 'image').path}",
+                       f"docker://{c.addresses['proxy']}/buildset/refused-{uuid.uuid4().hex[:6]}:1")  # fmt: skip
     assert refused.returncode != 0
-    assert "unsupported" in refused.stderr.lower() or "405" in refused.stderr, refused.stderr
+    assert "unauthorized" in refused.stderr.lower() or "401" in refused.stderr, refused.stderr
 
 
 def test_secret_files_private_and_read_by_registry(shared_registry, secured):
     c, repo, image = secured
-    for name in ("key", "htpasswd", "password", "proxy_config", "push_config"):
+    for name in ("key", "htpasswd", "password", "proxy_config", "push_config", "front_config"):
         mode = os.stat(shared_registry.paths[name]).st_mode & 0o777
         assert mode == 0o600, f"{shared_registry.paths[name]} is {mode:o}"
     # The registry reads them: TLS with that key and login against that htpasswd work.
@@ -79,11 +86,16 @@ def test_passwords_not_in_verbose_output_nor_container_metadata(registry):
     assert "ESTABLISH LOCAL CONNECTION" in proc.output
     assert facts["password"] not in proc.output
     assert upstream_password not in proc.output
+    tokens = derive_tokens(facts["username"], facts["password"])
+    hashed = open(registry.paths["htpasswd"]).read().split(":", 1)[1].strip()
+    for secret in (*tokens.values(), hashed):
+        assert secret not in proc.output
     for name in registry.containers:
         inspect = docker("inspect", name)
         assert inspect.returncode == 0, inspect.output
         assert upstream_password not in inspect.stdout
         assert facts["password"] not in inspect.stdout
+        assert not any(secret in inspect.stdout for secret in (*tokens.values(), hashed))
         assert json.loads(inspect.stdout)[0]["State"]["Running"]
     # The proxy got the credentials, from its 0600 config file.
     config = open(registry.paths["proxy_config"]).read()
