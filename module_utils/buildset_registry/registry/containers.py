@@ -21,7 +21,6 @@ from ansible.module_utils.buildset_registry.common.errors import Outcome, Regist
 from ansible.module_utils.buildset_registry.common.layout import ensure_dirs, layout, read_optional, write_file
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import storage
-from ansible.module_utils.buildset_registry.registry.diagnose import failure, port_in_use
 from ansible.module_utils.buildset_registry.registry.endpoints import (
     KINDS,
     REGISTRY_KINDS,
@@ -114,6 +113,9 @@ def preflight(engine, params, check_mode):
     for option, port in ports_to_check(found, {option: params[option] for option in PORT_OPTIONS}):
         free, cause = port_free(port)
         if free is False:
+            # Imported where a failure is made: a run that goes well never needs it.
+            from ansible.module_utils.buildset_registry.registry.diagnose import port_in_use
+
             raise port_in_use(option, port, cause)
     return Preflight(image_ids, tuple(pulled), found)
 
@@ -232,6 +234,8 @@ def _present(engine, params, pre, check_mode, outcome):
         # Else it crash-loops under its restart policy until the next run
         # (Podman restarts it about ten times a second).
         engine.remove(item.id)
+        from ansible.module_utils.buildset_registry.registry.diagnose import failure
+
         return failure(by_name[item.name], what, logs, params["proxy_remote_url"], paths, check, last)
 
     waited = wait_ready(engine, started, paths["cert"], params["wait_timeout"], fail)
