@@ -3,7 +3,7 @@
 Modules import their logic as ``ansible.module_utils.<name>``, which is how
 Ansible ships a role's module_utils; extending that package's path lets the
 tests import the very same files the same way. Modules in library/ are
-loaded with tests/unit/module_runner.load_library().
+loaded with tests/unit/helpers.load_library().
 """
 
 import os

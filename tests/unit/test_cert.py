@@ -5,13 +5,12 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from module_runner import load_library, role_message, run_main
+from helpers import load_library, mode, read, role_message, run_main, unwritable_root
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import layout, write_atomic
@@ -31,15 +30,6 @@ HOST = "203.0.113.10"
 LOCAL_SANS = {"IP:127.0.0.1", "IP:::1", "DNS:localhost"}
 
 
-def mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def load(path):
     return x509.load_pem_x509_certificate(read(path))
 
@@ -51,11 +41,6 @@ def san_strings(c):
 
 def run_module(args, capsys):
     return run_main(cert_module.main, args, capsys)
-
-
-@pytest.fixture
-def root(tmp_path):
-    return str(tmp_path / "registry")
 
 
 # Names -------------------------------------------------------------------
@@ -448,8 +433,7 @@ def test_module_rejects_bad_extra_name(root, capsys):
 
 
 def test_module_unwritable_root(tmp_path, capsys):
-    (tmp_path / "file").write_text("x")
-    root = str(tmp_path / "file" / "registry")
+    root = unwritable_root(tmp_path)
     rc, out = run_module({"root": root, "host": HOST}, capsys)
     assert rc == 1 and out["changed"] is False
     assert root in out["msg"] and "set root to a directory" in out["msg"]

@@ -15,7 +15,8 @@ import time
 
 import pytest
 import yaml
-from module_runner import load_library, option_params, run_main
+from helpers import containers_params as params
+from helpers import load_library, run_main
 
 from ansible.module_utils.buildset_registry.common.address import host_port
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
@@ -27,7 +28,7 @@ from ansible.module_utils.buildset_registry.common.layout import (
     layout,
     write_file,
 )
-from ansible.module_utils.buildset_registry.common.options import part_spec, role_variables
+from ansible.module_utils.buildset_registry.common.options import role_variables
 from ansible.module_utils.buildset_registry.registry.config import registry_config, render_config
 from ansible.module_utils.buildset_registry.registry.containers import checks, validate
 from ansible.module_utils.buildset_registry.registry.diagnose import diagnose, log_tail
@@ -78,11 +79,6 @@ def load_module():
 
 def run_module(capsys, args):
     return run_main(load_module().main, args, capsys)[1]
-
-
-def params(**over):
-    given = dict(root="/srv/bsr", host="127.0.0.1", proxy_remote_url="https://registry-1.docker.io", username="zuul")
-    return option_params(part_spec("containers"), **dict(given, **over))
 
 
 HASH = "$2y$04$" + "a" * 53

@@ -7,10 +7,10 @@ and molecule run the same code against real engines.
 
 import docker.errors
 import pytest
-from module_runner import option_params
+from helpers import containers_params
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.common.options import part_spec, role_variables
+from ansible.module_utils.buildset_registry.common.options import role_variables
 from ansible.module_utils.buildset_registry.registry import containers as containers
 from ansible.module_utils.buildset_registry.registry.engine import PORT_LABEL, SPEC_LABEL, Engine, existing_of
 
@@ -78,9 +78,8 @@ def summary(name, cid, state="running", spec="h", port="5000"):
 
 
 def params(tmp_path, **over):
-    given = dict(root=str(tmp_path / "root"), host="127.0.0.1", proxy_remote_url="https://up.example", wait_timeout=5,
-                 username="zuul")  # fmt: skip
-    return option_params(part_spec("containers"), **dict(given, **over))
+    given = dict(root=str(tmp_path / "root"), proxy_remote_url="https://up.example", wait_timeout=5)
+    return containers_params(**dict(given, **over))
 
 
 def test_image_id_inspects_first_and_pulls_only_what_is_missing():

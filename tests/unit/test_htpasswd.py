@@ -2,11 +2,10 @@
 
 import json
 import os
-import stat
 
 import bcrypt
 import pytest
-from module_runner import load_library, role_message, run_main
+from helpers import load_library, mode, read, role_message, run_main, unwritable_root
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import layout
@@ -24,15 +23,6 @@ def ensure(root, username, password="", cost=4, check_mode=False):
 
 
 USER = "zuul"
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def write(path, data, file_mode=0o600):
@@ -55,11 +45,6 @@ def verifies(password, hashed):
 
 def run_module(args, capsys):
     return run_main(htpasswd_module.main, args, capsys)
-
-
-@pytest.fixture
-def root(tmp_path):
-    return str(tmp_path / "registry")
 
 
 @pytest.fixture
@@ -407,8 +392,7 @@ def test_module_rejects_bad_inputs(root, capsys, args, var):
 
 
 def test_module_unwritable_root(tmp_path, capsys):
-    (tmp_path / "file").write_text("x")
-    root = str(tmp_path / "file" / "registry")
+    root = unwritable_root(tmp_path)
     rc, out = run_module({"root": root, "username": USER}, capsys)
     assert rc == 1 and out["changed"] is False
     assert root in out["msg"] and "set root to a directory" in out["msg"]

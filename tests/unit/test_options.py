@@ -7,7 +7,7 @@ import os
 
 import pytest
 import yaml
-from module_runner import load_library
+from helpers import load_library
 
 from ansible.module_utils.buildset_registry.common.options import PARTS, part_spec, role_spec
 

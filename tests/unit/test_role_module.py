@@ -3,7 +3,7 @@ before anything changes; its result shape. No Docker here: a run that gets
 past the checks meets an engine that is not there, which is a test too."""
 
 import pytest
-from module_runner import load_library, option_params, role_message, run_main
+from helpers import load_library, option_params, role_message, run_main
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.options import role_spec

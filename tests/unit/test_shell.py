@@ -6,7 +6,7 @@ unless the module exists to return it, and then not in check mode."""
 import json
 
 import pytest
-from module_runner import run_main
+from helpers import run_main
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.shell import MASKED, run_module

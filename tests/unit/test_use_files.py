@@ -7,6 +7,7 @@ import json
 
 import pytest
 import tomllib
+from helpers import use_fact
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.use import containerd as containerd
@@ -16,23 +17,11 @@ from ansible.module_utils.buildset_registry.use import hosts as hosts
 from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
 from ansible.module_utils.buildset_registry.use.inputs import validate
 
-CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 PUSH, PROXY = "registry.example.org:5001", "registry.example.org:5000"
 
 
 def wanted(namespaces=("docker.io",), mirrors=(PUSH, PROXY), **over):
-    fact = dict(
-        host="registry.example.org",
-        port=5000,
-        push_host="registry.example.org",
-        push_port=5001,
-        username="zuul",
-        password="s3cret",
-        cert=CERT,
-        mirrors=list(mirrors),
-    )
-    fact.update(over)
-    return validate(fact, list(namespaces))
+    return validate(use_fact(mirrors=list(mirrors), **over), list(namespaces))
 
 
 AUTH = base64.b64encode(b"zuul:s3cret").decode()

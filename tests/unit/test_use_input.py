@@ -2,26 +2,10 @@
 anything changes, naming the role variable."""
 
 import pytest
+from helpers import use_fact
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.use.inputs import VARIABLES, validate
-
-CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-
-
-def fact(**over):
-    base = dict(
-        host="registry.example.org",
-        port=5000,
-        push_host="registry.example.org",
-        push_port=5001,
-        username="zuul",
-        password="secret",
-        cert=CERT,
-        mirrors=["registry.example.org:5001", "registry.example.org:5000"],
-    )
-    base.update(over)
-    return base
 
 
 def refused(registry, namespaces=("docker.io",)):
@@ -31,24 +15,24 @@ def refused(registry, namespaces=("docker.io",)):
 
 
 def test_a_whole_fact_gives_endpoints_mirrors_and_credentials():
-    wanted = validate(fact(), ["docker.io", "quay.io", "registry.example.com:5000"])
+    wanted = validate(use_fact(), ["docker.io", "quay.io", "registry.example.com:5000"])
     assert wanted.endpoints == ["registry.example.org:5001", "registry.example.org:5000"]
     assert wanted.push == "registry.example.org:5001"
     assert wanted.mirrors == ["registry.example.org:5001", "registry.example.org:5000"]
-    assert wanted.auth == "enV1bDpzZWNyZXQ="  # zuul:secret
+    assert wanted.auth == "enV1bDpzM2NyZXQ="  # zuul:s3cret
     assert wanted.push_path("quay.io") == "registry.example.org:5001/quay.io"
     # A port's colon cannot be part of a repository name.
     assert wanted.push_path("registry.example.com:5000") == "registry.example.org:5001/registry.example.com_5000"
 
 
 def test_shared_mode_mirrors_are_the_proxy_alone():
-    wanted = validate(fact(mirrors=["registry.example.org:5000"]), ["docker.io"])
+    wanted = validate(use_fact(mirrors=["registry.example.org:5000"]), ["docker.io"])
     assert wanted.mirrors == ["registry.example.org:5000"]
     assert wanted.endpoints == ["registry.example.org:5001", "registry.example.org:5000"]
 
 
 def test_ports_given_as_strings_are_accepted():
-    assert validate(fact(port="5000", push_port="5001"), []).push == "registry.example.org:5001"
+    assert validate(dict(use_fact(), port="5000", push_port="5001"), []).push == "registry.example.org:5001"
 
 
 @pytest.mark.parametrize(
@@ -56,19 +40,19 @@ def test_ports_given_as_strings_are_accepted():
     [
         (None, "buildset_registry is not set"),
         ({}, "buildset_registry is not set"),
-        (fact(mirrors=None), "buildset_registry lacks mirrors"),
+        (use_fact(mirrors=None), "buildset_registry lacks mirrors"),
         ({"host": "h"}, "lacks port, push_host, push_port, username, password, cert, mirrors"),
-        (fact(host="::1"), "IPv6 address"),
-        (fact(push_host="a b"), "buildset_registry.push_host"),
-        (fact(port=0), "buildset_registry.port"),
-        (fact(push_port=70000), "buildset_registry.push_port"),
-        (fact(username="zu:ul"), "without a colon"),
-        (fact(cert="nope"), "not a PEM certificate"),
-        (fact(mirrors=["other.example.org:5000"]), "must list endpoints of this registry"),
-        (fact(mirrors=["registry.example.org:5000", "registry.example.org:5000"]), "each once"),
-        (fact(mirrors="registry.example.org:5000"), "not a list of host:port"),
-        (fact(addresses={"name.example": "not-an-ip"}), "not an IP address"),
-        (fact(addresses={"::1": "::1"}), "not a host name"),
+        (use_fact(host="::1"), "IPv6 address"),
+        (use_fact(push_host="a b"), "buildset_registry.push_host"),
+        (use_fact(port=0), "buildset_registry.port"),
+        (use_fact(push_port=70000), "buildset_registry.push_port"),
+        (use_fact(username="zu:ul"), "without a colon"),
+        (use_fact(cert="nope"), "not a PEM certificate"),
+        (use_fact(mirrors=["other.example.org:5000"]), "must list endpoints of this registry"),
+        (use_fact(mirrors=["registry.example.org:5000", "registry.example.org:5000"]), "each once"),
+        (use_fact(mirrors="registry.example.org:5000"), "not a list of host:port"),
+        (use_fact(addresses={"name.example": "not-an-ip"}), "not an IP address"),
+        (use_fact(addresses={"::1": "::1"}), "not a host name"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -80,7 +64,7 @@ def test_a_bad_fact_is_refused_naming_buildset_registry(registry, words):
 
 def test_an_ipv6_registry_comes_with_a_name_and_its_address():
     name = "buildset-registry-v6-00000000000000000000000000000001"
-    wanted = validate(fact(host=name, push_host=name, mirrors=[name + ":5000"], addresses={name: "::1"}), [])
+    wanted = validate(use_fact(host=name, push_host=name, mirrors=[name + ":5000"], addresses={name: "::1"}), [])
     assert wanted.addresses == {name: "::1"}
 
 
@@ -98,19 +82,19 @@ def test_an_ipv6_registry_comes_with_a_name_and_its_address():
     ],
 )
 def test_an_unknown_namespace_form_is_refused(namespace, words):
-    msg = refused(fact(), ["docker.io", namespace])
+    msg = refused(use_fact(), ["docker.io", namespace])
     assert msg.startswith("buildset_registry_namespaces: ")
     assert words in msg
 
 
 def test_a_namespace_given_twice_is_refused():
-    assert "given twice" in refused(fact(), ["quay.io", "docker.io", "quay.io"])
+    assert "given twice" in refused(use_fact(), ["quay.io", "docker.io", "quay.io"])
 
 
 def test_the_registry_itself_is_no_namespace():
-    assert "the buildset registry itself" in refused(fact(), ["registry.example.org:5001"])
+    assert "the buildset registry itself" in refused(use_fact(), ["registry.example.org:5001"])
 
 
 def test_namespaces_that_are_registry_hosts_are_accepted():
     names = ["docker.io", "quay.io", "ghcr.io", "registry.example.com:5000", "localhost:5000"]
-    assert validate(fact(), names).namespaces == names
+    assert validate(use_fact(), names).namespaces == names

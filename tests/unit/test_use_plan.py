@@ -4,10 +4,11 @@ every file back byte for byte; a file changed meanwhile loses only our
 keys; diffs never show a credential. And the module's argument handling."""
 
 import base64
+import functools
 import json
 
 import pytest
-from module_runner import load_library, run_main
+from helpers import load_library, run_main, use_fact
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.shell import MASKED
@@ -18,25 +19,12 @@ from ansible.module_utils.buildset_registry.use import node as node
 from ansible.module_utils.buildset_registry.use import state as records
 from ansible.module_utils.buildset_registry.use.inputs import validate
 
-CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 HOME = "/home/zuul"
 PASSWORD = "pa55-w0rd-for-tests"
 ALL = {"docker": True, "containers": True, "containerd": True}
 
 
-def fact(port=5000, **over):
-    base = dict(
-        host="registry.example.org",
-        port=port,
-        push_host="registry.example.org",
-        push_port=port + 1,
-        username="zuul",
-        password=PASSWORD,
-        cert=CERT,
-        mirrors=["registry.example.org:%d" % (port + 1), "registry.example.org:%d" % port],
-    )
-    base.update(over)
-    return base
+fact = functools.partial(use_fact, password=PASSWORD)
 
 
 class Node:
