@@ -1,5 +1,5 @@
-"""Real clients for the integration tests: skopeo, curl, openssl and the
-docker CLI, pointed at a registry the role started.
+"""Real clients for the integration tests: skopeo, curl, openssl, the
+docker CLI and ctr, pointed at a registry the role started.
 
 Every address and credential comes from the facts the role returned (see
 endpoints()); test images are written in skopeo's `dir:` layout so that
@@ -12,23 +12,17 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import docker, run
+
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
 LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_CERTS_D = Path("/etc/docker/certs.d")
-
-
-def docker(*args, timeout=180):
-    """The docker CLI with the caller's environment; never raises on failure."""
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    proc.output = proc.stdout + proc.stderr
-    return proc
 
 
 def container_exists(name):
@@ -56,10 +50,6 @@ def manifest_digest(raw):
         manifest = None
     assert isinstance(manifest, dict) and manifest.get("schemaVersion"), f"not a manifest: {raw[:300]!r}"
     return sha256(raw)
-
-
-def run(cmd, timeout=120, input=None, text=True):
-    return subprocess.run(cmd, capture_output=True, text=text, timeout=timeout, input=input)
 
 
 # --- ansible-playbook output ----------------------------------------------------
@@ -202,7 +192,7 @@ class Clients:
 
     def manifest(self, kind, ref):
         """(CompletedProcess, raw manifest bytes) of kind/ref."""
-        proc = subprocess.run(
+        proc = run(
             [
                 "skopeo",
                 "--insecure-policy",
@@ -214,8 +204,7 @@ class Clients:
                 str(self.cert_dir),
                 f"docker://{self.addresses[kind]}/{ref}",
             ],
-            capture_output=True,
-            timeout=120,
+            text=False,
         )
         proc.output = proc.stderr.decode(errors="replace")
         return proc, proc.stdout
@@ -286,11 +275,7 @@ class DockerCLI:
         self.tags = []
 
     def __call__(self, *args, input=None, timeout=180):
-        proc = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, env=self.env, input=input, timeout=timeout
-        )
-        proc.output = proc.stdout + proc.stderr
-        return proc
+        return docker(*args, env=self.env, input=input, timeout=timeout)
 
     def login(self, kind, password=None):
         password = self.facts["password"] if password is None else password
@@ -315,3 +300,31 @@ class DockerCLI:
             self("rmi", "-f", tag)
         for d in self.cert_dirs:
             shutil.rmtree(d, ignore_errors=True)
+
+
+class Ctr:
+    """ctr on Docker's containerd, in a namespace of the caller's own."""
+
+    ADDRESS = "/run/docker/containerd/containerd.sock"
+
+    def __init__(self, namespace, timeout=120):
+        self.namespace, self.timeout = namespace, timeout
+
+    def __call__(self, *args, timeout=None):
+        cmd = ["ctr", "--address", self.ADDRESS, "--namespace", self.namespace, *args]
+        return run(cmd, timeout=timeout or self.timeout)
+
+    def digest(self, ref):
+        """The digest ctr lists for ref, or None."""
+        for line in self("image", "ls").stdout.splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == ref:
+                return fields[2]
+        return None
+
+    def cleanup(self):
+        """Remove every image and the namespace."""
+        for line in self("image", "ls", "-q").stdout.split():
+            self("image", "rm", "--sync", line)
+        self("content", "prune", "references")
+        run(["ctr", "--address", self.ADDRESS, "namespaces", "rm", self.namespace])

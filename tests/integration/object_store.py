@@ -2,18 +2,15 @@
 loopback (scripts/object-store) with its S3 API, and the registry 2.8 storage
 driver parameters that point at it.
 
-A test module (or a conftest) takes the fixture by importing it:
-
-    from object_store import object_store  # noqa: F401  (pytest fixture)
+A plugin of tests/integration (conftest.py's PLUGINS): a test takes
+the session's store by naming the fixture:
 
     def test_something(object_store):
         storage = {"s3": object_store.s3("bucket-a", "/prefix")}
         ...
         assert all(n.startswith("prefix/") for n in object_store.objects("bucket-a"))
 
-`object_store_fixture(name=..., scope=...)` makes more such fixtures; all of
-them, in every module that imports one, share one store per session. The
-fixture yields an ObjectStore, a dict (`url`, `port`, `dir`, `s3`, `swift`,
+The fixture yields an ObjectStore, a dict (`url`, `port`, `dir`, `s3`, `swift`,
 `objects`, `bucket`; also readable as attributes). The Swift packages must be
 installed beforehand (CI runs `scripts/object-store install`); when they are
 missing the fixture fails and says so.
@@ -40,21 +37,21 @@ Registry 2.8 behaviour worth knowing (measured against this store):
 
 import json
 import os
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+from harness import Ports, run
 
 ROLE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROLE_DIR, "scripts", "object-store")
 USER = "test:tester"
 KEY = "testing"
 REGION = "us-east-1"
-# Six ports per store (proxy, object, container, account, memcached, log sink).
+# Six ports per store (proxy, object, container, account, memcached, log sink),
+# TCP and UDP, the first block from 18080 first.
 PORT_BLOCKS = [*range(18080, 18095, 6), *range(18000, 18075, 6)]
 
 
@@ -167,17 +164,7 @@ class ObjectStore(dict):
 
 
 def _script(*args, timeout=120):
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def _free(port):
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
+    return run([SCRIPT, *args], timeout=timeout)
 
 
 def _start(directory, port=None):
@@ -201,11 +188,9 @@ def start_store(tmp_path_factory):
             raise ObjectStoreError(f"scripts/object-store start {shared} failed:\n{error}")
         return store, not running
     directory = tmp_path_factory.mktemp("object-store")
-    errors = []
-    for base in PORT_BLOCKS:
-        if not all(_free(p) for p in range(base, base + 6)):
-            continue
-        store, error = _start(directory, base)
+    blocks, errors = Ports(PORT_BLOCKS, size=6, udp=True, random_start=False), []
+    for _ in PORT_BLOCKS:
+        store, error = _start(directory, blocks.take())
         if store is not None:
             return store, True
         errors.append(error)
@@ -216,32 +201,11 @@ def start_store(tmp_path_factory):
     )
 
 
-# The store of this session: every fixture made here shares it, however many
-# test modules import one (each import is a fixture of its own to pytest).
-_session = {}
-
-
-def object_store_fixture(name="object_store", scope="session"):
-    """A pytest fixture (named name) yielding the running ObjectStore."""
-
-    @pytest.fixture(scope=scope, name=name)
-    def _object_store(tmp_path_factory):
-        if not _session:
-            store, ours = start_store(tmp_path_factory)
-            _session.update(store=store, ours=ours, users=0)
-        _session["users"] += 1
-        try:
-            yield _session["store"]
-        finally:
-            _session["users"] -= 1
-            if _session["users"] == 0:
-                store, ours = _session["store"], _session["ours"]
-                _session.clear()
-                if ours:
-                    proc = _script("stop", store["dir"])
-                    assert proc.returncode == 0, proc.stderr
-
-    return _object_store
-
-
-object_store = object_store_fixture()
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory):
+    """The running ObjectStore; stopped at the end when this session started it."""
+    store, ours = start_store(tmp_path_factory)
+    yield store
+    if ours:
+        proc = _script("stop", store["dir"])
+        assert proc.returncode == 0, proc.stderr

@@ -1,7 +1,7 @@
 """--check --diff on the role: what would change in the certificate, the
 htpasswd entry and each container, without a secret, and nothing changed."""
 
-from clients import docker
+from harness import docker
 
 from ansible.module_utils.buildset_registry.registry.front import derive_tokens
 

@@ -5,7 +5,8 @@ registry:2 does it today."""
 import os
 import uuid
 
-from clients import Clients, container_exists, docker, make_image, manifest_digest, role_changed, run
+from clients import Clients, container_exists, make_image, manifest_digest, role_changed
+from harness import docker, run
 
 CONTAINERS_PART = "containers"
 

@@ -11,7 +11,7 @@ import os
 import time
 
 from clients import Clients, DockerCLI, make_image, pulled_matches, role_changed
-from conftest import Registry, engine_cli, engine_remove
+from harness import Registry, engine_cli, engine_remove
 
 PUSHED = "buildset/engine-test:1"
 

@@ -6,7 +6,8 @@ import os
 import time
 
 import pytest
-from clients import Clients, DockerCLI, container_exists, docker, make_image, pulled_matches, role_changed, run
+from clients import Clients, DockerCLI, container_exists, make_image, pulled_matches, role_changed
+from harness import docker, run
 
 CONTAINERS_PART = "containers"
 CERT_PART = "certificate"

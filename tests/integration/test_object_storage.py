@@ -5,17 +5,17 @@ instances standing for two nodes sharing one store, no secret in the
 output, and a store that is down at start."""
 
 import json
-import subprocess
 import uuid
 
 from clients import Clients, make_image, role_changed
-from object_store import KEY, object_store  # noqa: F401  (pytest fixture)
+from harness import docker
+from object_store import KEY
 
 
 def inspect(name):
     """docker inspect's JSON of container name; fails the test when there is none
     (an empty output holds no secret and would prove nothing)."""
-    proc = subprocess.run(["docker", "inspect", "--type", "container", name], capture_output=True, text=True)
+    proc = docker("inspect", "--type", "container", name, timeout=None)
     assert proc.returncode == 0, f"docker inspect {name}: {proc.stderr}"
     assert json.loads(proc.stdout)[0]["Name"] == "/" + name, proc.stdout[:500]
     return proc.stdout

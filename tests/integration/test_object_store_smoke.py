@@ -8,7 +8,7 @@ import hmac
 import urllib.request
 import uuid
 
-from object_store import KEY, REGION, USER, object_store  # noqa: F401  (pytest fixture)
+from object_store import KEY, REGION, USER
 
 
 def s3_put(url, bucket, key, body):

@@ -13,16 +13,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import uuid
 
 import pytest
-from clients import MANIFEST_V2, Clients, DockerCLI, make_image, pulled_matches, run, sha256
-from conftest import Registry, docker
+from clients import MANIFEST_V2, Clients, Ctr, DockerCLI, make_image, pulled_matches, sha256
+from harness import Registry, docker, run
 
 SHADOWED, UPSTREAM_ONLY, BASE = "library/one-shadowed:1", "library/one-upstream:1", "library/one-base:1"
 QUAY = "quay.io/one/app:1"
-CTR = ["ctr", "--address", "/run/docker/containerd/containerd.sock", "--namespace", "it_one_endpoint"]
+ctr = Ctr("it_one_endpoint", timeout=300)
 
 
 def upstream_digest(upstream, ref):
@@ -122,7 +121,7 @@ def test_docker_pushes_and_pulls_by_direct_reference(one, tmp_path):
         assert cli.repo_digest("proxy", UPSTREAM_ONLY) == [upstream_digest(one.upstream, UPSTREAM_ONLY)]
         (tmp_path / "ctx").mkdir()
         (tmp_path / "ctx" / "f").write_bytes(os.urandom(4096))
-        subprocess.run(["tar", "-C", str(tmp_path / "ctx"), "-cf", str(tmp_path / "l.tar"), "."], check=True)
+        run(["tar", "-C", str(tmp_path / "ctx"), "-cf", str(tmp_path / "l.tar"), "."], check=True)
         for kind in ("proxy", "push"):
             tag = f"{cli.addresses[kind]}/buildset/docker-{kind}-{uuid.uuid4().hex[:6]}:1"
             assert cli("import", str(tmp_path / "l.tar"), tag).returncode == 0
@@ -139,20 +138,6 @@ def pushed_digest(output):
     found = re.search(r"digest: (sha256:[0-9a-f]{64})", output)
     assert found, output
     return found.group(1)
-
-
-def ctr(*args, timeout=300):
-    proc = subprocess.run([*CTR, *args], capture_output=True, text=True, timeout=timeout)
-    proc.output = proc.stdout + proc.stderr
-    return proc
-
-
-def ctr_digest(ref):
-    for line in ctr("image", "ls").stdout.splitlines()[1:]:
-        fields = line.split()
-        if fields and fields[0] == ref:
-            return fields[2]
-    return None
 
 
 def hosts_dir(path, address, ca):
@@ -177,7 +162,7 @@ def test_ctr_pulls_pushed_images_first_and_pushes_with_the_login(one, tmp_path):
             full = f"{one.address}/{ref}"
             proc = ctr("image", "pull", *opts, full)
             assert proc.returncode == 0, proc.output
-            assert ctr_digest(full) == digest
+            assert ctr.digest(full) == digest
         pushed = f"{one.address}/buildset/ctr-{uuid.uuid4().hex[:6]}:1"
         assert ctr("image", "tag", f"{one.address}/{UPSTREAM_ONLY}", pushed).returncode == 0
         proc = ctr("image", "push", *opts, pushed)
@@ -187,10 +172,7 @@ def test_ctr_pulls_pushed_images_first_and_pushes_with_the_login(one, tmp_path):
         refused = ctr("image", "push", "--hosts-dir", hosts, pushed.replace(":1", ":anon"), timeout=60)
         assert refused.returncode != 0
     finally:
-        for line in ctr("image", "ls", "-q").stdout.split():
-            ctr("image", "rm", "--sync", line)
-        ctr("content", "prune", "references")
-        subprocess.run([*CTR[:3], "namespaces", "rm", CTR[-1]], capture_output=True)
+        ctr.cleanup()
 
 
 def test_an_upstream_name_is_cached_and_served_with_the_upstream_stopped(one, tmp_path, private_upstream):
@@ -201,7 +183,7 @@ def test_an_upstream_name_is_cached_and_served_with_the_upstream_stopped(one, tm
         c = Clients(facts, tmp_path)
         expected = upstream_digest(upstream, "library/one-cached:1")
         assert c.pull("proxy", "library/one-cached:1", tmp_path / "first").returncode == 0
-        docker("stop", upstream["name"])
+        docker("stop", upstream["name"], check=True)
         proc = c.pull("proxy", "library/one-cached:1", tmp_path / "again")
         assert proc.returncode == 0, proc.stderr
         assert sha256((tmp_path / "again" / "manifest.json").read_bytes()) == expected
@@ -212,14 +194,14 @@ def test_an_upstream_name_is_cached_and_served_with_the_upstream_stopped(one, tm
 def test_with_the_push_registry_down_a_pushed_name_fails_and_never_comes_from_upstream(one, tmp_path):
     upstream = upstream_digest(one.upstream, SHADOWED)
     push = one.reg.vars["buildset_registry_push_container"]
-    docker("stop", push)
+    docker("stop", push, check=True)
     try:
         proc, raw = one.c.manifest("proxy", SHADOWED)
         assert proc.returncode != 0, "a pushed name came back with the push registry down"
         assert raw == b"" and sha256(raw) != upstream
         assert one.c.status("proxy", f"/v2/{SHADOWED.split(':')[0]}/manifests/1", True) == 502
     finally:
-        docker("start", push)
+        docker("start", push, check=True)
     # A re-run waits until it answers again; the pushed image is still served.
     one.reg.apply_ok()
     assert one.c.digest("proxy", SHADOWED) == one.shadow.digest
@@ -454,6 +436,6 @@ def test_a_front_image_without_caddy_fails_naming_the_variable_and_leaves_no_fro
     assert "buildset_registry_front_image" in proc.output, proc.output[-3000:]
     assert "does not start" in proc.output and "caddy" in proc.output, proc.output[-3000:]
     front = registry.vars["buildset_registry_front_container"]
-    assert docker("inspect", front, check=False).returncode != 0, "the front that cannot start was left behind"
+    assert docker("inspect", front).returncode != 0, "the front that cannot start was left behind"
     # With the right image, the same root comes up.
     registry.apply_ok()

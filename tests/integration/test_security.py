@@ -7,7 +7,8 @@ import os
 import uuid
 
 import pytest
-from clients import Clients, docker, make_image
+from clients import Clients, make_image
+from harness import docker
 
 from ansible.module_utils.buildset_registry.registry.front import derive_tokens
 

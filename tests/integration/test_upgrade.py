@@ -2,13 +2,12 @@
 ports, storage mode shared or separate) keeps every pushed image: the push
 registry serves root/data, where both modes kept pushed data."""
 
-import subprocess
 import tarfile
 import uuid
 
 import pytest
-from clients import Clients, make_image, role_changed, run, sha256
-from conftest import ROLE_DIR
+from clients import Clients, make_image, role_changed, sha256
+from harness import ROLE_DIR, run
 
 # The last version of the role before the front (two containers, storage modes).
 BEFORE_FRONT = "09a38e9"
@@ -20,9 +19,7 @@ def old_role(tmp_path_factory):
     dest = tmp_path_factory.mktemp("old-role") / "run-buildset-registry"
     dest.mkdir()
     archive = dest.parent / "old.tar"
-    proc = subprocess.run(
-        ["git", "-C", ROLE_DIR, "archive", "-o", str(archive), BEFORE_FRONT], capture_output=True, text=True
-    )
+    proc = run(["git", "-C", ROLE_DIR, "archive", "-o", str(archive), BEFORE_FRONT], timeout=None)
     assert proc.returncode == 0, "git archive %s: %s (a shallow clone lacks it)" % (BEFORE_FRONT, proc.stderr)
     with tarfile.open(archive) as tar:
         tar.extractall(dest)

@@ -12,12 +12,11 @@ at loopback meanwhile (use_fixtures.hub_guard).
 import base64
 import json
 import os
-import subprocess
 from types import SimpleNamespace
 
 import pytest
 from clients import Clients, make_image, pulled_matches, sha256
-from conftest import docker
+from harness import docker, run
 from use_fixtures import (
     DAEMON_JSON,
     HOME,
@@ -27,15 +26,12 @@ from use_fixtures import (
     apply_use,
     apply_use_ok,
     ctr,
-    ctr_cleanup,
     ctr_pull_digest,
     docker_pull_digest,
-    hub_guard,  # noqa: F401  (fixture)
     make_use_registry,
     rmtree,
     running_mirrors,
-    snapshot,  # noqa: F401  (fixture)
-    start_upstream,
+    use_upstream,
     watched_paths,
 )
 
@@ -44,8 +40,8 @@ QUAY = "quay.io/use/img:1"
 
 
 def skopeo(*args, timeout=120):
-    proc = subprocess.run(["skopeo", *args], capture_output=True, timeout=timeout)
-    proc.output = (proc.stdout + proc.stderr).decode(errors="replace")
+    proc = run(["skopeo", *args], text=False, timeout=timeout)
+    proc.output = proc.output.decode(errors="replace")
     return proc
 
 
@@ -54,7 +50,7 @@ def podman(tmp_path, *args):
     conf = tmp_path / "containers.conf"
     conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, timeout=180)
+    return run(["podman", *args], env=env, timeout=180)
 
 
 def config_digest(*args):
@@ -78,7 +74,7 @@ def buildset(tmp_path_factory):
     shadows an upstream one, and one for quay.io; the upstream also has an
     image nobody pushed."""
     tmp = tmp_path_factory.mktemp("use")
-    upstream = start_upstream(UPSTREAM_ONLY, SHADOWED)
+    upstream = use_upstream(UPSTREAM_ONLY, SHADOWED)
     reg = make_use_registry(tmp, upstream["url"])
     try:
         _, facts = reg.apply_ok()
@@ -105,12 +101,12 @@ def buildset(tmp_path_factory):
         )
     finally:
         reg.remove()
-        docker("rm", "-f", upstream["name"], check=False)
+        docker("rm", "-f", upstream["name"])
         rmtree(tmp / "root")
 
 
 @pytest.fixture(scope="class")
-def used(buildset, hub_guard):  # noqa: F811
+def used(buildset, hub_guard):
     """use applied once for TestClients, taken back after it."""
     snap = Snapshot(watched_paths([buildset.facts]))
     try:
@@ -118,7 +114,7 @@ def used(buildset, hub_guard):  # noqa: F811
         yield buildset
     finally:
         snap.restore()
-        ctr_cleanup()
+        ctr.cleanup()
 
 
 class TestClients:
@@ -195,9 +191,9 @@ class TestClients:
         tags = {c: "%s/buildset/use-%s-%s:1" % (endpoint, c, os.urandom(3).hex()) for c in ("docker", "podman", "ctr")}
         try:
             assert docker_pull_digest(base) == [used.upstream_digest]
-            assert docker("pull", base, check=False).returncode == 0
-            assert docker("tag", base, tags["docker"], check=False).returncode == 0
-            proc = docker("push", tags["docker"], check=False)
+            assert docker("pull", base).returncode == 0
+            assert docker("tag", base, tags["docker"]).returncode == 0
+            proc = docker("push", tags["docker"])
             assert proc.returncode == 0, proc.stdout + proc.stderr
             assert podman(tmp_path, "pull", "-q", base).returncode == 0
             assert podman(tmp_path, "tag", base, tags["podman"]).returncode == 0
@@ -218,9 +214,9 @@ class TestClients:
                 # config; a client may re-serialize the manifest) under a new name.
                 assert config_digest("docker://" + tag.replace(endpoint, used.one, 1)) == upstream_config
         finally:
-            docker("rmi", "-f", base, *tags.values(), check=False)
+            docker("rmi", "-f", base, *tags.values())
             podman(tmp_path, "rmi", "-f", base, *tags.values())
-            ctr_cleanup()
+            ctr.cleanup()
 
     def test_docker_hub_never_gets_the_buildset_credentials_from_containers_image(self, used):
         # containers-image reads docker's config.json too, where the
@@ -255,7 +251,7 @@ class TestClients:
             assert os.stat(path).st_mode & 0o777 == 0o600, path
 
 
-def test_absent_puts_every_file_back_byte_for_byte(buildset, snapshot, tmp_path):  # noqa: F811
+def test_absent_puts_every_file_back_byte_for_byte(buildset, snapshot, tmp_path):
     snapshot(buildset.facts)
     # A node with configuration of its own.
     DAEMON_JSON.write_text('{\n  "log-level": "info"\n}')
@@ -280,7 +276,7 @@ def test_absent_puts_every_file_back_byte_for_byte(buildset, snapshot, tmp_path)
     assert again.result["changed"] is False
 
 
-def test_absent_keeps_what_the_user_changed_meanwhile(buildset, snapshot, tmp_path):  # noqa: F811
+def test_absent_keeps_what_the_user_changed_meanwhile(buildset, snapshot, tmp_path):
     snapshot(buildset.facts)
     before = Snapshot(watched_paths([buildset.facts]))
     apply_use_ok(tmp_path, buildset.facts)
@@ -302,7 +298,7 @@ def test_absent_keeps_what_the_user_changed_meanwhile(buildset, snapshot, tmp_pa
         (dict(facts_over={"host": "::1"}), "IPv6 address"),
     ],
 )
-def test_bad_input_is_refused_and_changes_nothing(buildset, snapshot, tmp_path, how, words):  # noqa: F811
+def test_bad_input_is_refused_and_changes_nothing(buildset, snapshot, tmp_path, how, words):
     snap = snapshot(buildset.facts)
     facts = dict(buildset.facts, **how.pop("facts_over", {}))
     proc = apply_use(tmp_path, facts, **how)
@@ -312,7 +308,7 @@ def test_bad_input_is_refused_and_changes_nothing(buildset, snapshot, tmp_path, 
     assert snap.differences() == []
 
 
-def test_a_daemon_json_that_is_not_json_is_refused_naming_it(buildset, snapshot, tmp_path):  # noqa: F811
+def test_a_daemon_json_that_is_not_json_is_refused_naming_it(buildset, snapshot, tmp_path):
     snapshot(buildset.facts)
     DAEMON_JSON.write_text("{not json")
     before = Snapshot(watched_paths([buildset.facts]))
@@ -322,7 +318,7 @@ def test_a_daemon_json_that_is_not_json_is_refused_naming_it(buildset, snapshot,
     assert before.differences() == []
 
 
-def test_check_mode_writes_nothing_and_the_diff_masks_credentials(buildset, snapshot, tmp_path):  # noqa: F811
+def test_check_mode_writes_nothing_and_the_diff_masks_credentials(buildset, snapshot, tmp_path):
     snap = snapshot(buildset.facts)
     proc = apply_use(tmp_path, buildset.facts, check=True, diff=True)
     assert proc.returncode == 0, proc.output[-3000:]
@@ -332,7 +328,7 @@ def test_check_mode_writes_nothing_and_the_diff_masks_credentials(buildset, snap
     assert snap.differences() == []
 
 
-def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tmp_path):  # noqa: F811
+def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tmp_path):
     reg = make_use_registry(
         tmp_path, buildset.reg.vars["buildset_registry_proxy_remote_url"], buildset_registry_host="::1"
     )
@@ -355,13 +351,13 @@ def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tm
     finally:
         reg.remove()
         rmtree(tmp_path / "root")
-        ctr_cleanup()
+        ctr.cleanup()
 
 
 @pytest.mark.parametrize("anonymous", [True, False])
 def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only_with_anonymous_pull(
     buildset,
-    snapshot,  # noqa: F811  (fixture)
+    snapshot,
     tmp_path,
     anonymous,
 ):
@@ -386,8 +382,8 @@ def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only
             # What a node set up by use-buildset-registry has: no Docker Hub credentials.
             del config["auths"]["https://index.docker.io/v1/"]
             (HOME / ".docker" / "config.json").write_text(json.dumps(config))
-        docker("rmi", "-f", ref, check=False)
-        proc = docker("pull", ref, check=False)
+        docker("rmi", "-f", ref)
+        proc = docker("pull", ref)
         if anonymous:
             assert proc.returncode == 0, proc.stdout + proc.stderr
             assert docker_pull_digest(ref) == [image.digest]
@@ -398,6 +394,6 @@ def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only
                       "docker://%s:%d/%s-bare" % (facts["host"], facts["port"], ref))  # fmt: skip
         assert bare.returncode != 0
     finally:
-        docker("rmi", "-f", ref, check=False)
+        docker("rmi", "-f", ref)
         reg.remove()
         rmtree(tmp_path / "root")

@@ -12,7 +12,8 @@ import subprocess
 import time
 
 import pytest
-from clients import Clients, make_image, run
+from clients import Clients, make_image
+from harness import run
 
 PIDFILE = "/var/run/docker.pid"
 BACK_WITHIN = 60

@@ -1,24 +1,24 @@
 """Fixtures for the use entry point's integration tests: a registry of
 their own (separate storage, its own stand-in upstream), the machine's
 configuration snapshotted and put back after each test, and a guard that
-keeps every fallback to Docker Hub or quay.io on loopback.
+keeps every fallback to Docker Hub or quay.io on loopback. A plugin of
+tests/integration (conftest.py's PLUGINS): tests take its fixtures
+by name and import its functions.
 
-Everything started here uses ports 18500-18999 and names use_*.
+Every container started here is named use_*.
 """
 
 import json
 import os
-import random
 import shutil
 import signal
-import subprocess
-import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROLE_DIR, SCRIPTS, Registry, ansible_playbook, docker, listened
+from clients import Ctr
+from harness import ROLE_DIR, Registry, allocate_port, docker, play, read_json, save_task, start_upstream
 
 HOME = Path(os.path.expanduser("~"))
 DAEMON_JSON = Path("/etc/docker/daemon.json")
@@ -37,18 +37,8 @@ GUARDED = [
     "cdn.quay.io",
 ]
 GUARD_LINE = b"127.0.0.1 %s  # use-test-guard\n" % " ".join(GUARDED).encode()
-CTR = ["ctr", "--address", "/run/docker/containerd/containerd.sock", "--namespace", "use_test"]
-_PORTS = list(range(18500, 18998, 2))
-random.shuffle(_PORTS)
-
-
-def free_pair():
-    """The first of two free ports in 18500-18999."""
-    while _PORTS:
-        port = _PORTS.pop()
-        if not listened(port) and not listened(port + 1):
-            return port
-    raise AssertionError("no free pair of ports left in 18500-18999")
+# ctr in a namespace of these tests' own.
+ctr = Ctr("use_test")
 
 
 def write_in_place(path, data):
@@ -135,7 +125,7 @@ class Snapshot:
 
 
 def running_mirrors():
-    out = subprocess.run(["docker", "info", "-f", "{{json .RegistryConfig.Mirrors}}"], capture_output=True, text=True)
+    out = docker("info", "-f", "{{json .RegistryConfig.Mirrors}}")
     return [m.rstrip("/") for m in json.loads(out.stdout or "null") or []] if out.returncode == 0 else None
 
 
@@ -203,31 +193,14 @@ def snapshot(hub_guard):
 # --- a registry of our own ------------------------------------------------------
 
 
-def start_upstream(*images):
-    name = "use_upstream_%s" % uuid.uuid4().hex[:6]
-    port = free_pair()
-    subprocess.run(
-        [os.path.join(SCRIPTS, "stand-in-upstream"), name, str(port), *images],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return {"name": name, "url": "http://127.0.0.1:%d" % port, "port": port}
+def use_upstream(*images):
+    """A stand-in upstream of these tests' own, seeded with images."""
+    return start_upstream("use_upstream_%s" % uuid.uuid4().hex[:6], allocate_port(), *images)
 
 
 def make_use_registry(tmp_path, upstream_url, **extra):
-    reg = Registry(tmp_path, upstream_url)
-    port, tag = free_pair(), uuid.uuid4().hex[:6]
-    reg.vars.update(
-        {
-            "buildset_registry_port": port,
-            "buildset_registry_push_port": port + 1,
-            "buildset_registry_proxy_container": "use_proxy_%s" % tag,
-            "buildset_registry_push_container": "use_push_%s" % tag,
-            "buildset_registry_front_container": "use_front_%s" % tag,
-            **extra,
-        }
-    )
+    reg = Registry(tmp_path, upstream_url, prefix="use")
+    reg.vars.update(extra)
     return reg
 
 
@@ -237,38 +210,18 @@ def make_use_registry(tmp_path, upstream_url, **extra):
 def apply_use(tmp_path, facts, namespaces=NAMESPACES, check=False, diff=False, extra_vars=None, omit_fact=False):
     """Run the role's use entry point; the CompletedProcess has .output and
     .result (the module's result; it masks every credential)."""
-    run_id = uuid.uuid4().hex[:6]
-    result_file = tmp_path / ("use-result-%s.json" % run_id)
-    playbook = tmp_path / ("use-%s.yml" % run_id)
-    playbook.write_text(
-        textwrap.dedent(f"""\
-        - hosts: localhost
-          gather_facts: false
-          vars:
-            ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-          tasks:
-            - name: Use the buildset registry
-              ansible.builtin.include_role:
-                name: {ROLE_DIR}
-                tasks_from: use
-            - name: Write what the use module did, for the test
-              ansible.builtin.copy:
-                content: "{{{{ __buildset_registry_use_result | to_json }}}}"
-                dest: {result_file}
-                mode: "0600"
-              no_log: true
-              changed_when: false
-              when: __buildset_registry_use_result is defined
-        """)
-    )
+    result_file = tmp_path / ("use-result-%s.json" % uuid.uuid4().hex[:6])
+    tasks = [
+        {"name": "Use the buildset registry",
+         "ansible.builtin.include_role": {"name": ROLE_DIR, "tasks_from": "use"}},
+        save_task("Write what the use module did, for the test", "__buildset_registry_use_result", result_file,
+                  no_log=True, changed_when=False, when="__buildset_registry_use_result is defined"),
+    ]  # fmt: skip
     variables = {"buildset_registry_namespaces": namespaces, **(extra_vars or {})}
     if not omit_fact:
         variables["buildset_registry"] = facts
-    varfile = tmp_path / ("use-vars-%s.json" % run_id)
-    varfile.write_text(json.dumps(variables))
-    proc = ansible_playbook(playbook, varfile, tmp_path, check=check, diff=diff, timeout=300)
-    proc.result = json.loads(result_file.read_text()) if result_file.exists() else None
-    varfile.unlink()
+    proc = play(tmp_path, tasks, variables, check=check, diff=diff, timeout=300)
+    proc.result = read_json(result_file)
     return proc
 
 
@@ -283,11 +236,11 @@ def apply_use_ok(tmp_path, facts, **kw):
 
 def docker_pull_digest(ref):
     """Pull ref afresh with the docker CLI (the user's config); return its repo digest."""
-    docker("rmi", "-f", ref, check=False)
-    proc = docker("pull", ref, check=False)
+    docker("rmi", "-f", ref)
+    proc = docker("pull", ref)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", ref).stdout)
-    docker("rmi", "-f", ref, check=False)
+    digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", ref, check=True).stdout)
+    docker("rmi", "-f", ref)
     return [d.split("@", 1)[1] for d in digests if _short(d.split("@", 1)[0]) == _short(ref.rsplit(":", 1)[0])]
 
 
@@ -298,32 +251,14 @@ def _short(repo):
     return repo
 
 
-def ctr(*args, timeout=120):
-    proc = subprocess.run([*CTR, *args], capture_output=True, text=True, timeout=timeout)
-    proc.output = proc.stdout + proc.stderr
-    return proc
-
-
 def ctr_pull_digest(ref):
     """Pull ref with ctr and the hosts directory use wrote; return its digest."""
     ctr("image", "rm", ref)
     proc = ctr("image", "pull", "--hosts-dir", "/etc/containerd/certs.d", ref)
     assert proc.returncode == 0, proc.output
-    for line in ctr("image", "ls").stdout.splitlines()[1:]:
-        fields = line.split()
-        if fields and fields[0] == ref:
-            return fields[2]
-    raise AssertionError("ctr did not list %s" % ref)
-
-
-def ctr_cleanup():
-    for line in ctr("image", "ls", "-q").stdout.split():
-        ctr("image", "rm", "--sync", line)
-    ctr("content", "prune", "references")
-    subprocess.run(
-        ["ctr", "--address", "/run/docker/containerd/containerd.sock", "namespaces", "rm", "use_test"],
-        capture_output=True,
-    )
+    digest = ctr.digest(ref)
+    assert digest, "ctr did not list %s" % ref
+    return digest
 
 
 def rmtree(path):
