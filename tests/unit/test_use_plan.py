@@ -28,32 +28,45 @@ fact = functools.partial(use_fact, password=PASSWORD)
 
 
 class Node:
-    """Files in a dict, and the state, as the module would keep them."""
+    """A machine's files in a dict (path -> (bytes, mode)) and its
+    directories in a set, behind use/node.py's read/write seam: plan() and
+    apply() run on it as the module runs them on a machine."""
 
     def __init__(self, files):
         self.files = dict(files)
+        self.dirs = set()
         self.state = records.new_state()
 
     def read(self, path):
         return self.files.get(path, (None, None))
 
+    def write(self, path, data, mode, owner=None, in_place=False):
+        if data is None:
+            self.files.pop(path, None)
+        else:
+            self.files[path] = (data, mode)
+
+    def isdir(self, path):
+        return path in self.dirs or any(p.startswith(path + "/") for p in self.files)
+
+    def make_dirs(self, dirs, owner):
+        self.dirs.update(path for path, _ in dirs)
+
+    def remove_dirs(self, state, keep):
+        for path in sorted(state["dirs"], key=len, reverse=True):
+            if path not in keep and not any(p.startswith(path + "/") for p in [*self.files, *self.dirs]):
+                self.dirs.discard(path)
+                state["dirs"].remove(path)
+
     def run(self, registry=None, namespaces=("docker.io",), found=ALL):
         """present with registry, absent without; returns the changes made."""
+        self.state = records.load_state(self.read(use.STATE_FILE)[0], use.STATE_FILE)
         targets = []
         if registry is not None:
             wanted = validate(registry, list(namespaces))
             targets = use.build_targets(wanted, found, HOME, (1000, 1000), self.state, self.read)
         changes = use.plan(targets, self.state, self.read)
-        for change in changes:
-            if change.target is not None:
-                self.state["files"][change.path] = change.record
-            else:
-                del self.state["files"][change.path]
-            if change.changed:
-                if change.new is None:
-                    del self.files[change.path]
-                else:
-                    self.files[change.path] = (change.new, change.mode)
+        use.apply(changes, self.state, None, {"warnings": [], "dockerd": {}}, files=self)
         return [c for c in changes if c.changed]
 
 

@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry.common.layout import write_atomic
 from ansible.module_utils.buildset_registry.use import containerd as containerd
 from ansible.module_utils.buildset_registry.use import containers_image as containers
 from ansible.module_utils.buildset_registry.use import docker as docker
@@ -26,7 +25,7 @@ from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
 from ansible.module_utils.buildset_registry.use import node as node
 from ansible.module_utils.buildset_registry.use import state as records
 from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO, validate
-from ansible.module_utils.buildset_registry.use.node import read, write
+from ansible.module_utils.buildset_registry.use.node import read
 
 STATE_DIR = "/var/lib/buildset-registry"
 STATE_FILE = STATE_DIR + "/use-state.json"
@@ -116,51 +115,56 @@ def _reload(engine, expected, result):
         result["warnings"].append("dockerd (pid %d) got SIGHUP but %s; see its log" % (engine.pid, why))
 
 
-def _write_daemon_json(change, engine, result):
+def _write_daemon_json(change, engine, result, files):
     """Write daemon.json; when our mirrors leave it, clear dockerd's first:
     a key missing from the file leaves the running value as it was."""
     ours = any(k == [docker.MIRRORS_KEY] for k, _ in change.record.get("keys", []))
     if engine and ours and docker.mirrors_in(change.new) is None and dockerd.running_mirrors(engine.socket) != []:
         interim = jsonedit.load(docker.DAEMON_JSON, change.new)
         interim[docker.MIRRORS_KEY] = []
-        write(change.path, jsonedit.dump(interim, "  "), change.mode or 0o644)
+        files.write(change.path, jsonedit.dump(interim, "  "), change.mode or 0o644)
         _reload(engine, [], result)
-    write(change.path, change.new, change.mode)
+    files.write(change.path, change.new, change.mode)
 
 
-def _save(state):
-    if not os.path.isdir(STATE_DIR):
-        os.makedirs(STATE_DIR, 0o700)
-    write_atomic(STATE_FILE, records.dump_state(state), 0o600)
+def _save(state, files):
+    files.make_dirs([(STATE_DIR, 0o700)], None)
+    files.write(STATE_FILE, records.dump_state(state), 0o600)
 
 
-def apply(changes, state, engine, result):
-    """Write the changes, having recorded first what it takes to take them back."""
+def _forget(files):
+    """Nothing is recorded any more: the state file and its directory go."""
+    files.write(STATE_FILE, None, None)
+    files.remove_dirs({"dirs": [STATE_DIR]}, keep=set())
+
+
+def apply(changes, state, engine, result, files=node):
+    """Write the changes, having recorded first what it takes to take them back.
+
+    files: this machine (node), or a stand-in with node's read, write,
+    isdir, make_dirs and remove_dirs; plan() reads through its read.
+    """
     keep = list(dict.fromkeys(d for c in changes if c.target is not None for d, _ in c.target.dirs))
-    made = [d for d in keep if not os.path.isdir(d)]
+    made = [d for d in keep if not files.isdir(d)]
     state["dirs"] += [d for d in made if d not in state["dirs"]]
     state["files"].update({c.path: c.record for c in changes if c.target is not None})
     if any(c.changed for c in changes) or made:
-        _save(state)
+        _save(state, files)
     for change in changes:
         if change.target is not None:
-            node.make_dirs(change.target.dirs, change.target.owner)
+            files.make_dirs(change.target.dirs, change.target.owner)
         if change.path == docker.DAEMON_JSON and change.changed:
-            _write_daemon_json(change, engine, result)
+            _write_daemon_json(change, engine, result, files)
         elif change.changed:
-            write(change.path, change.new, change.mode, change.target and change.target.owner, change.path == HOSTS)
+            owner = change.target and change.target.owner
+            files.write(change.path, change.new, change.mode, owner, change.path == HOSTS)
         if change.target is None:
             del state["files"][change.path]
-    node.remove_dirs(state, set(keep))
-    if state["files"]:
-        if any(c.changed for c in changes):
-            _save(state)
-        return
-    for remove in (lambda: os.unlink(STATE_FILE), lambda: os.rmdir(STATE_DIR)):
-        try:
-            remove()
-        except OSError:
-            pass
+    files.remove_dirs(state, set(keep))
+    if not state["files"]:
+        _forget(files)
+    elif any(c.changed for c in changes):
+        _save(state, files)
 
 
 def secrets(params):

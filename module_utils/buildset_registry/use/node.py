@@ -84,6 +84,10 @@ def write(path, data, mode, owner=None, in_place=False):
         os.chown(real, *owner)
 
 
+def isdir(path):
+    return os.path.isdir(path)
+
+
 def make_dirs(dirs, owner):
     """Make the missing dirs ([(path, mode)], outermost first)."""
     for path, mode in dirs:
