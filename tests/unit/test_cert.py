@@ -323,7 +323,7 @@ def refuse_chmod(monkeypatch):
     def chmod(path, mode):
         raise PermissionError(1, "Operation not permitted", path)
 
-    monkeypatch.setattr(cert.os, "chmod", chmod)
+    monkeypatch.setattr(os, "chmod", chmod)
 
 
 def test_a_key_mode_that_cannot_be_fixed_fails_naming_the_file(root, monkeypatch, capsys):

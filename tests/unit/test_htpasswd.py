@@ -286,7 +286,7 @@ def test_a_mode_that_cannot_be_fixed_fails_naming_the_file(root, paths, monkeypa
     def chmod(path, mode):
         raise PermissionError(1, "Operation not permitted", path)
 
-    monkeypatch.setattr(htp.os, "chmod", chmod)
+    monkeypatch.setattr(os, "chmod", chmod)
     with pytest.raises(RegistryError) as exc:
         ensure(root, USER)
     why = "cannot change the mode of %s to 0600 (Operation not permitted)" % paths["htpasswd"]

@@ -92,6 +92,29 @@ def write_file(path, data, mode):
         ) from e
 
 
+def file_mode(path):
+    """The permission bits of path, None when it is missing."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def set_mode(path, mode):
+    """chmod; a failure raises RegistryError naming the file and the root option."""
+    try:
+        os.chmod(path, mode)
+    except OSError as e:
+        raise RegistryError(
+            "root",
+            "{root}: cannot change the mode of %s to %04o (%s); run as the user that owns it, "
+            "or set {root} to a directory this user owns",
+            path,
+            mode,
+            e.strerror or e,
+        ) from e
+
+
 def read_optional(path):
     """Return the bytes of path, or None when it does not exist.
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -21,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry.common.layout import layout, read_optional, write_file
+from ansible.module_utils.buildset_registry.common.errors import Outcome
+from ansible.module_utils.buildset_registry.common.layout import file_mode, layout, read_optional, set_mode, write_file
 
 # The names and options, and a re-run's check without cryptography, live in
 # cert_check; they are this module's too.
@@ -36,7 +35,6 @@ from ansible.module_utils.buildset_registry.registry.cert_check import (  # noqa
     requested_sans,
     validate,
 )
-from ansible.module_utils.buildset_registry.registry.cert_check import file_mode as _mode
 
 
 def _general_name(san):
@@ -229,7 +227,7 @@ def ensure(params, check_mode=False, now=None):
     sans = requested_sans(params["host"], params["extra_names"])
     paths = layout(params["root"])
     key, cert = read_optional(paths["key"]), read_optional(paths["cert"])
-    todo = plan(key, cert, _mode(paths["key"]), sans, params["renew_days"], now)
+    todo = plan(key, cert, file_mode(paths["key"]), sans, params["renew_days"], now)
     current = load_cert(cert)
     outcome = Outcome(
         changed=todo.changed,
@@ -257,7 +255,7 @@ def apply(todo, params, old_key, sans, now):
     else:
         key = load_key(old_key)
         if todo.fix_key_mode:
-            _set_mode(paths["key"], KEY_MODE)
+            set_mode(paths["key"], KEY_MODE)
     if not todo.new_cert:
         return None
     pem = make_cert(key, params["host"], sans, params["valid_days"], now)
@@ -289,20 +287,6 @@ def _finish(outcome, cert):
         fingerprint=info["fingerprint"],
     )
     return outcome
-
-
-def _set_mode(path, mode):
-    try:
-        os.chmod(path, mode)
-    except OSError as e:
-        raise RegistryError(
-            "root",
-            "{root}: cannot change the mode of %s to %04o (%s); run as the user that owns it, "
-            "or set {root} to a directory this user owns",
-            path,
-            mode,
-            e.strerror or e,
-        ) from e
 
 
 def run(params, check_mode, result):

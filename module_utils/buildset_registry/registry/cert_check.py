@@ -18,12 +18,11 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import os
 import re
 import ssl
 
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry.common.layout import layout
+from ansible.module_utils.buildset_registry.common.layout import file_mode, layout
 
 # Always in the certificate: clients on the registry's own node use these.
 LOCAL_NAMES = ("127.0.0.1", "::1", "localhost")
@@ -120,14 +119,6 @@ def validate(params):
     """Check the certificate's options; pure."""
     requested_sans(params["host"], params["extra_names"])
     check_days(params["valid_days"], params["renew_days"])
-
-
-def file_mode(path):
-    """The permission bits of path, None when it is missing."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def served_certificate(cert_path, key_path):

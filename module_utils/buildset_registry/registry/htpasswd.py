@@ -10,7 +10,6 @@ three in a row, run() the htpasswd module's whole job.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import bcrypt
 
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
-from ansible.module_utils.buildset_registry.common.layout import layout, read_optional, write_file
+from ansible.module_utils.buildset_registry.common.layout import file_mode, layout, read_optional, set_mode, write_file
 
 FILE_MODE = 0o600
 MIN_COST, MAX_COST = 4, 31
@@ -202,9 +201,9 @@ def look(paths, generated):
     stored = read_optional(paths["password"]) if generated else None
     return Found(
         stored=stored,
-        stored_mode=_mode(paths["password"]) if stored is not None else None,
+        stored_mode=file_mode(paths["password"]) if stored is not None else None,
         htpasswd=read_optional(paths["htpasswd"]),
-        htpasswd_mode=_mode(paths["htpasswd"]),
+        htpasswd_mode=file_mode(paths["htpasswd"]),
     )
 
 
@@ -286,33 +285,12 @@ def apply(todo, paths, username, cost):
     if todo.store:
         write_file(paths["password"], (todo.password + "\n").encode("utf-8"), FILE_MODE)
     elif todo.fix_stored_mode:
-        _set_mode(paths["password"], FILE_MODE)
+        set_mode(paths["password"], FILE_MODE)
     if todo.write_htpasswd:
         hashed = todo.keep_hash or make_hash(todo.password, cost)
         write_file(paths["htpasswd"], line(username, hashed), FILE_MODE)
     elif todo.fix_htpasswd_mode:
-        _set_mode(paths["htpasswd"], FILE_MODE)
-
-
-def _mode(path):
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _set_mode(path, mode):
-    try:
-        os.chmod(path, mode)
-    except OSError as e:
-        raise RegistryError(
-            "root",
-            "{root}: cannot change the mode of %s to %04o (%s); run as the user that owns it, "
-            "or set {root} to a directory this user owns",
-            path,
-            mode,
-            e.strerror or e,
-        ) from e
+        set_mode(paths["htpasswd"], FILE_MODE)
 
 
 def run(params, check_mode, result):
