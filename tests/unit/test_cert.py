@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from helpers import load_library, mode, read, role_message, run_main, unwritable_root
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
@@ -393,7 +393,7 @@ def test_module_first_and_second_run(root, capsys):
     assert first["changed"] is True
     assert first["cert"].startswith("-----BEGIN CERTIFICATE-----")
     assert set(first) >= {"cert", "cert_path", "key_path", "sans", "not_after", "fingerprint", "reasons"}
-    assert first["fingerprint"] == load(first["cert_path"]).fingerprint(cert.hashes.SHA256()).hex()
+    assert first["fingerprint"] == load(first["cert_path"]).fingerprint(hashes.SHA256()).hex()
     assert "PRIVATE KEY" not in json.dumps(first)
     rc, second = run_module({"root": root, "host": HOST}, capsys)
     assert (rc, second["changed"], second["reasons"]) == (0, False, [])
