@@ -121,12 +121,10 @@ def validate(params):
     check_days(params["valid_days"], params["renew_days"])
 
 
-def served_certificate(cert_path, key_path):
-    """What a client sees of the certificate when a server holds this key
-    and certificate, in cert.describe()'s terms plus its PEM text; None
-    when the handshake fails (a key that does not open or match, a
-    certificate that is not valid now) or the certificate's subject is not
-    one plain common name."""
+def _handshake(cert_path, key_path):
+    """(the client's view of the peer's certificate, its DER) after a TLS
+    handshake in memory between a server holding key and certificate and a
+    client trusting the certificate; None when it fails."""
     try:
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         # An encrypted key fails here instead of asking for a passphrase.
@@ -152,9 +150,18 @@ def served_certificate(cert_path, key_path):
                 break
         else:
             return None
-        seen, der = ends[0][0].getpeercert(), ends[0][0].getpeercert(binary_form=True)
+        return ends[0][0].getpeercert(), ends[0][0].getpeercert(binary_form=True)
     except (ssl.SSLError, OSError, ValueError):
         return None
+
+
+def served_certificate(cert_path, key_path):
+    """What a client sees of the certificate when a server holds this key
+    and certificate, in cert.describe()'s terms plus its PEM text; None
+    when the handshake fails (a key that does not open or match, a
+    certificate that is not valid now) or the certificate's subject is not
+    one plain common name."""
+    seen, der = _handshake(cert_path, key_path) or (None, None)
     if not seen or not der:
         return None
     subject = seen.get("subject") or ()

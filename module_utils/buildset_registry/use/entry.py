@@ -177,6 +177,67 @@ def secrets(params):
     return [password, pair, base64.b64encode(pair.encode()).decode()]
 
 
+def _home(home, present):
+    """The home whose credentials to set (empty: the connecting user's) and,
+    when present, its owner, who gets the files and directories made there."""
+    home = home or node.default_home()
+    if not present:
+        return home, None
+    if not os.path.isdir(home):
+        raise RegistryError(
+            "home",
+            "{home}: %s is not a directory; give the home of the user whose docker and containers credentials to set",
+            home,
+        )
+    st = os.stat(home)
+    return home, (st.st_uid, st.st_gid)
+
+
+def _our_dockerd(engine, want, result):
+    """engine, when it is a dockerd that reads our daemon.json; None when it
+    reads another file (a warning says so).
+
+    Raises RegistryError, before anything changes, for a dockerd started with
+    --registry-mirror that would find mirrors in the file too.
+    """
+    if engine and engine.mirror_flag and want:
+        raise RegistryError(
+            None,
+            "dockerd (pid %d) was started with --registry-mirror: with registry-mirrors in "
+            "%s as well it would refuse to start again. Remove the flag from its command line "
+            "(or let it read its mirrors from the file) and run again. Nothing was changed.",
+            engine.pid,
+            docker.DAEMON_JSON,
+        )
+    if engine and engine.config_file != docker.DAEMON_JSON:
+        result["warnings"].append(
+            "dockerd (pid %d) reads %s, not %s: its mirrors were left as they were"
+            % (engine.pid, engine.config_file, docker.DAEMON_JSON)
+        )
+        return None
+    return engine
+
+
+def _report(changes, result):
+    """Each planned file in result, its diff (masked) when it changes."""
+    outcomes = [c.outcome() for c in changes]
+    result["files"] = [o.report() for o in outcomes]
+    result["diff"] = [o.diff() for o in outcomes if o.changed]
+    result["changed"] = any(o.changed for o in outcomes)
+
+
+def _needs_reload(engine, daemon, want, result):
+    """Whether engine must reload its mirrors: daemon.json changes, or it
+    runs with others than want."""
+    running = dockerd.running_mirrors(engine.socket) if engine and want else None
+    reload = engine is not None and (daemon.changed or bool(want) and not dockerd.same(running, want))
+    if daemon and daemon.changed and engine is None:
+        result["dockerd"]["message"] = "no running dockerd reads %s: it takes the file when it starts" % (
+            docker.DAEMON_JSON
+        )
+    return reload
+
+
 def run(params, check_mode, result):
     """Bring the node to params["state"], filling result (the module's) as
     it goes.
@@ -186,17 +247,7 @@ def run(params, check_mode, result):
     """
     present = params["state"] == "present"
     wanted = validate(params["registry"], params["namespaces"]) if present else None
-    home = params.get("home") or node.default_home()
-    if present and not os.path.isdir(home):
-        raise RegistryError(
-            "home",
-            "{home}: %s is not a directory; give the home of the user whose docker and containers credentials to set",
-            home,
-        )
-    owner = None
-    if present:
-        st = os.stat(home)
-        owner = (st.st_uid, st.st_gid)
+    home, owner = _home(params.get("home"), present)
     state = records.load_state(read(STATE_FILE)[0], STATE_FILE)
     found = node.families()
     changes = plan(build_targets(wanted, found, home, owner, state) if present else [], state)
@@ -212,31 +263,9 @@ def run(params, check_mode, result):
         dockerd={"pid": engine.pid if engine else None, "reloaded": False, "mirrors": None},
         warnings=[],
     )
-    if engine and engine.mirror_flag and want:
-        raise RegistryError(
-            None,
-            "dockerd (pid %d) was started with --registry-mirror: with registry-mirrors in "
-            "%s as well it would refuse to start again. Remove the flag from its command line "
-            "(or let it read its mirrors from the file) and run again. Nothing was changed.",
-            engine.pid,
-            docker.DAEMON_JSON,
-        )
-    if engine and engine.config_file != docker.DAEMON_JSON:
-        result["warnings"].append(
-            "dockerd (pid %d) reads %s, not %s: its mirrors were left as they were"
-            % (engine.pid, engine.config_file, docker.DAEMON_JSON)
-        )
-        engine = None
-    outcomes = [c.outcome() for c in changes]
-    result["files"] = [o.report() for o in outcomes]
-    result["diff"] = [o.diff() for o in outcomes if o.changed]
-    result["changed"] = any(o.changed for o in outcomes)
-    running = dockerd.running_mirrors(engine.socket) if engine and want else None
-    reload = engine is not None and (daemon.changed or bool(want) and not dockerd.same(running, want))
-    if daemon and daemon.changed and engine is None:
-        result["dockerd"]["message"] = "no running dockerd reads %s: it takes the file when it starts" % (
-            docker.DAEMON_JSON
-        )
+    engine = _our_dockerd(engine, want, result)
+    _report(changes, result)
+    reload = _needs_reload(engine, daemon, want, result)
     if check_mode:
         result["dockerd"]["reloaded"] = reload
         result["changed"] |= reload
