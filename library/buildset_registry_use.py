@@ -140,25 +140,16 @@ state_file:
   sample: /var/lib/buildset-registry/use-state.json
 """
 
+from ansible.module_utils.buildset_registry.common.options import use_spec, use_variables
 from ansible.module_utils.buildset_registry.common.shell import run_module
 from ansible.module_utils.buildset_registry.use.entry import run, secrets
-from ansible.module_utils.buildset_registry.use.inputs import VARIABLES
-
-ARGUMENT_SPEC = dict(
-    # Not no_log: Ansible would then mask every value of the dict (host
-    # names and ports too) wherever it appears; secrets() gives what to mask.
-    registry=dict(type="dict"),
-    namespaces=dict(type="list", elements="str", default=["docker.io"]),
-    state=dict(type="str", default="present", choices=["present", "absent"]),
-    home=dict(type="path", default=""),
-)
 
 
 def main():
     run_module(
-        ARGUMENT_SPEC,
+        use_spec(),
         run,
-        names=VARIABLES,
+        names=use_variables(),
         secrets=secrets,
         hidden=("registry",),
         os_hint="run the use entry point as root",

@@ -1,7 +1,7 @@
 """module_utils/buildset_registry/common/options.py is the one list of options:
-each module's DOCUMENTATION, tasks/main.yml, defaults/main.yml and
-meta/argument_specs.yml must name the same options, with the same types and
-defaults."""
+each module's DOCUMENTATION, tasks/main.yml and tasks/use.yml,
+defaults/main.yml and meta/argument_specs.yml must name the same options,
+with the same types and defaults."""
 
 import os
 
@@ -9,10 +9,10 @@ import pytest
 import yaml
 from helpers import load_library
 
-from ansible.module_utils.buildset_registry.common.options import PARTS, part_spec, role_spec
+from ansible.module_utils.buildset_registry.common.options import PARTS, part_spec, role_spec, use_spec, use_variables
 
 ROLE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULES = {"buildset_registry": role_spec()}
+MODULES = {"buildset_registry": role_spec(), "buildset_registry_use": use_spec()}
 MODULES.update({"buildset_registry_" + part: part_spec(part) for part in PARTS})
 
 
@@ -49,4 +49,23 @@ def test_every_option_is_a_role_variable_with_the_same_default():
         var = "buildset_registry_" + option
         assert var in defaults and var in specs, var
         if "default" in spec and spec["default"] is not None:
+            assert defaults[var] == spec["default"], var
+
+
+def test_the_use_task_passes_every_option_from_its_role_variable():
+    task = load_yaml("tasks", "use.yml")[0]["block"][0]
+    args = task["buildset_registry_use"]
+    assert set(args) == set(use_spec())
+    for option, value in args.items():
+        assert value.startswith("{{ %s " % use_variables()[option]) and value.endswith("}}"), option
+
+
+def test_every_use_option_is_a_variable_of_the_use_entry_point_with_the_same_default():
+    defaults = load_yaml("defaults", "main.yml")
+    specs = load_yaml("meta", "argument_specs.yml")["argument_specs"]["use"]["options"]
+    assert set(specs) == set(use_variables().values())
+    for option, spec in use_spec().items():
+        var = use_variables()[option]
+        assert specs[var].get("default") == spec.get("default"), var
+        if "default" in spec:
             assert defaults[var] == spec["default"], var

@@ -5,13 +5,14 @@ import pytest
 from helpers import use_fact
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.use.inputs import VARIABLES, validate
+from ansible.module_utils.buildset_registry.common.options import use_variables
+from ansible.module_utils.buildset_registry.use.inputs import validate
 
 
 def refused(registry, namespaces=("docker.io",)):
     with pytest.raises(RegistryError) as exc:
         validate(registry, list(namespaces))
-    return exc.value.render(VARIABLES)
+    return exc.value.render(use_variables())
 
 
 def test_a_whole_fact_gives_endpoints_mirrors_and_credentials():

@@ -11,6 +11,7 @@ import pytest
 from helpers import load_library, run_main, use_fact
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.options import use_spec
 from ansible.module_utils.buildset_registry.common.shell import MASKED
 from ansible.module_utils.buildset_registry.use import containers_image as containers
 from ansible.module_utils.buildset_registry.use import docker as docker
@@ -238,7 +239,7 @@ def test_module_options_match_its_documentation():
     import yaml
 
     doc = yaml.safe_load(module.DOCUMENTATION)["options"]
-    assert set(doc) == set(module.ARGUMENT_SPEC)
-    for name, spec in module.ARGUMENT_SPEC.items():
+    assert set(doc) == set(use_spec())
+    for name, spec in use_spec().items():
         assert doc[name]["type"] == spec["type"], name
         assert doc[name].get("default") == spec.get("default"), name

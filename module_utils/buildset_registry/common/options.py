@@ -6,9 +6,11 @@ Each part (cert, htpasswd, containers) has its options here; a part module
 takes exactly its own, and the role's module takes them all, the
 certificate's prefixed with ``cert_`` (as the role variables are). The
 role variable of an option is ``buildset_registry_`` + its name in the
-role's module. tests/unit/test_options.py checks that each module's
-DOCUMENTATION, tasks/main.yml, defaults/main.yml and meta/argument_specs.yml
-name the same options as this file.
+role's module. The `use` entry point's module has its options here too
+(USE), with their role variables. tests/unit/test_options.py checks that
+each module's DOCUMENTATION, tasks/main.yml, tasks/use.yml,
+defaults/main.yml and meta/argument_specs.yml name the same options as
+this file.
 """
 
 from __future__ import annotations
@@ -66,6 +68,19 @@ PARTS = {
     ),
 }
 
+# The use entry point's module (buildset_registry_use).
+USE = dict(
+    # Not no_log: Ansible would then mask every value of the dict (host
+    # names and ports too) wherever it appears; use/entry.py's secrets()
+    # gives what to mask.
+    registry=dict(type="dict"),
+    namespaces=dict(type="list", elements="str", default=["docker.io"]),
+    **STATE,
+    home=dict(type="path", default=""),
+)
+# Its options' role variables where they are not buildset_registry_ + the name.
+USE_VARIABLES = {"registry": "buildset_registry", "home": "buildset_registry_use_home"}
+
 # Options named differently in the role's module (and role variables).
 ROLE_PREFIX = {"cert": "cert_"}
 # Defaults of the role's module where a part module has none.
@@ -118,6 +133,16 @@ def role_variables():
             role = _role_name(part, name)
             names[name] = names[role] = "buildset_registry_" + role
     return names
+
+
+def use_spec():
+    """The argument spec of the use entry point's module (a fresh copy)."""
+    return {name: dict(spec) for name, spec in USE.items()}
+
+
+def use_variables():
+    """The use module's option name -> role variable, for RegistryError.render()."""
+    return {name: USE_VARIABLES.get(name, "buildset_registry_" + name) for name in USE}
 
 
 STORE_SECRETS = ("secretkey", "password", "accesskey", "sessiontoken", "secret")

@@ -4,7 +4,7 @@
 client family needs (endpoints, mirrors, credentials, namespaces, names).
 
 Pure: validate() raises RegistryError naming the option; the use module
-reports the role variable (VARIABLES) instead.
+reports the role variable (common/options.py's use_variables()) instead.
 """
 
 from __future__ import annotations
@@ -15,14 +15,6 @@ import re
 from dataclasses import dataclass, field
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
-
-# Module option -> role variable.
-VARIABLES = {
-    "registry": "buildset_registry",
-    "namespaces": "buildset_registry_namespaces",
-    "state": "buildset_registry_state",
-    "home": "buildset_registry_use_home",
-}
 
 REQUIRED_KEYS = ("host", "port", "push_host", "push_port", "username", "password", "cert", "mirrors")
 DOCKER_IO = "docker.io"
