@@ -57,12 +57,13 @@ def test_unreachable_upstream_at_start_fails_in_bounded_time(registry, unused_po
     assert elapsed < 20, f"took {elapsed:.1f} s, the wait timeout is 30 s"
 
 
-def wait_cached(c, repo, digests, timeout=15):
-    """Wait until the proxy has stored every blob (it stores them in the
-    background after serving); the push endpoint serves only stored ones."""
+def wait_cached(paths, digests, timeout=15):
+    """Wait until the proxy has stored every blob in its cache (it stores
+    them in the background after serving), apart from the pushed data."""
     deadline = time.monotonic() + timeout
+    blobs = os.path.join(paths["cache_dir"], "docker", "registry", "v2", "blobs", "sha256")
     while True:
-        missing = [d for d in digests if c.status("push", f"/v2/{repo}/blobs/{d}", True, "HEAD") != 200]
+        missing = [d for d in digests if not os.path.exists(os.path.join(blobs, d[7:9], d[7:], "data"))]
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(0.2)
@@ -81,7 +82,7 @@ def test_upstream_gone_after_start_pushed_and_cached_images_still_pull(registry,
     manifest = (tmp_path / "first" / "manifest.json").read_bytes()
     blobs = [f.name for f in (tmp_path / "first").iterdir() if len(f.name) == 64]
     assert len(blobs) == 2
-    missing = wait_cached(c, "library/gone-soon", [f"sha256:{b}" for b in blobs])
+    missing = wait_cached(registry.paths, [f"sha256:{b}" for b in blobs])
     assert not missing, f"the proxy did not store {missing}"
 
     stop = docker("stop", up["name"])
