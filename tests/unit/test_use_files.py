@@ -32,7 +32,7 @@ AUTH = base64.b64encode(b"zuul:s3cret").decode()
 
 def test_daemon_json_gets_the_mirrors_in_order_and_keeps_other_keys():
     old = b'{\n  "log-driver": "json-file",\n  "debug": true\n}\n'
-    new, reasons = docker.daemon_json(old, wanted())
+    new, reasons = jsonedit.apply(docker.DAEMON_JSON, old, docker.daemon_keys(wanted()), {})
     assert json.loads(new) == {
         "log-driver": "json-file",
         "debug": True,
@@ -51,13 +51,13 @@ def test_daemon_json_made_from_nothing_and_unchanged_on_its_own_output():
 
 def test_daemon_json_that_already_says_it_keeps_its_bytes():
     old = b'{"registry-mirrors":["https://%s","https://%s"],  "x": 1}' % (PUSH.encode(), PROXY.encode())
-    assert docker.daemon_json(old, wanted()) == (old, [])
+    assert jsonedit.apply(docker.DAEMON_JSON, old, docker.daemon_keys(wanted()), {}) == (old, [])
 
 
 def test_daemon_json_other_mirrors_are_replaced_and_put_back():
     old = b'{"registry-mirrors": ["https://mirror.example.com"]}\n'
     record = {}
-    new, reasons = docker.daemon_json(old, wanted(), record)
+    new, reasons = jsonedit.apply(docker.DAEMON_JSON, old, docker.daemon_keys(wanted()), record)
     assert reasons == ["registry-mirrors set"]
     assert record["keys"] == [[["registry-mirrors"], {"value": ["https://mirror.example.com"]}]]
     back, _ = jsonedit.revert(docker.DAEMON_JSON, new, dict(record, original=old))
@@ -71,7 +71,7 @@ def test_daemon_json_without_docker_io_is_not_ours():
 @pytest.mark.parametrize("old", [b"{not json", b'["a list"]', b"\xff\xfe"])
 def test_a_daemon_json_that_is_not_a_json_object_is_refused_naming_it(old):
     with pytest.raises(RegistryError) as exc:
-        docker.daemon_json(old, wanted())
+        jsonedit.apply(docker.DAEMON_JSON, old, docker.daemon_keys(wanted()), {})
     assert "/etc/docker/daemon.json" in str(exc.value)
     assert "Nothing was changed" in str(exc.value)
 
@@ -87,7 +87,7 @@ def test_mirrors_in_reads_the_key():
 
 def test_docker_config_gets_every_endpoint_and_docker_hub_and_keeps_the_rest():
     old = json.dumps({"auths": {"quay.io": {"auth": "cXVheTpwdw=="}}, "psFormat": "table"}).encode()
-    new, _ = docker.docker_config(old, wanted())
+    new, _ = jsonedit.apply("config.json", old, docker.config_keys(wanted()), {})
     cfg = json.loads(new)
     assert cfg["psFormat"] == "table"
     assert cfg["auths"] == {
@@ -99,7 +99,7 @@ def test_docker_config_gets_every_endpoint_and_docker_hub_and_keeps_the_rest():
 
 
 def test_docker_config_without_docker_io_leaves_docker_hub_alone():
-    new, _ = docker.docker_config(None, wanted(namespaces=["quay.io"]))
+    new, _ = jsonedit.apply("config.json", None, docker.config_keys(wanted(namespaces=["quay.io"])), {})
     assert docker.HUB_KEY not in json.loads(new)["auths"]
 
 
@@ -107,7 +107,7 @@ def test_docker_config_taken_back_structurally_restores_the_users_hub_credential
     hub = {"auth": base64.b64encode(b"me:mine").decode()}
     old = json.dumps({"auths": {docker.HUB_KEY: hub}}).encode()
     record = {"original": "x"}
-    new, _ = docker.docker_config(old, wanted(), record)
+    new, _ = jsonedit.apply("config.json", old, docker.config_keys(wanted()), record)
     # Someone adds an entry meanwhile: only ours go.
     cfg = json.loads(new)
     cfg["auths"]["ghcr.io"] = {"auth": "Z2g6cHc="}
@@ -118,13 +118,18 @@ def test_docker_config_taken_back_structurally_restores_the_users_hub_credential
 
 def test_a_config_we_made_is_removed_when_only_our_keys_were_in_it():
     record = {"original": None}
-    new, _ = docker.docker_config(None, wanted(), record)
+    new, _ = jsonedit.apply("config.json", None, docker.config_keys(wanted()), record)
     assert record["made"] == [["auths"]]
     assert jsonedit.revert("config.json", new, record) == (None, ["only our keys were left: removed"])
 
 
 def test_masked_hides_every_credential():
-    new, _ = docker.docker_config(b'{"auths": {"x.io": {"auth": "eDp5", "identitytoken": "t0k3n"}}}', wanted())
+    new, _ = jsonedit.apply(
+        "config.json",
+        b'{"auths": {"x.io": {"auth": "eDp5", "identitytoken": "t0k3n"}}}',
+        docker.config_keys(wanted()),
+        {},
+    )
     text = jsonedit.masked(new)
     assert AUTH not in text and "eDp5" not in text and "t0k3n" not in text
     assert text.count(jsonedit.MASK) == 5

@@ -185,13 +185,13 @@ def served_certificate(cert_path, key_path):
     }
 
 
-def kept(params, now=None):
+def kept(params):
     """The certificate part's Outcome when the key and certificate on disk
     need nothing (cert.plan() would give no reason), else None.
 
     params: the part's options (root, host, extra_names, renew_days), validated.
     """
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc)
     sans = requested_sans(params["host"], params["extra_names"])
     paths = layout(params["root"])
     if file_mode(paths["key"]) != KEY_MODE:

@@ -33,7 +33,7 @@ _GOROUTINE = re.compile(r"^goroutine \d+ \[")
 _NOISE = re.compile(r' (?:go\.version|instance\.id|service|version|endpoint)=(?:"[^"]*"|\S+)')
 
 
-def log_tail(text, lines=LOG_LINES):
+def log_tail(text):
     """The last lines of a log, without the goroutine dump that follows a panic."""
     kept = []
     in_dump = False
@@ -50,7 +50,7 @@ def log_tail(text, lines=LOG_LINES):
         # Expected: each endpoint is a single registry.
         if line.strip() and "No HTTP secret provided" not in line:
             kept.append(_NOISE.sub("", line))
-    return kept[-lines:]
+    return kept[-LOG_LINES:]
 
 
 _UPSTREAM_SIGNS = (

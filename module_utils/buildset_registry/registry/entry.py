@@ -87,13 +87,13 @@ def ensure_cert(cparams, check_mode=False):
     return outcome
 
 
-def run(params, check_mode=False, result=None):
-    """Bring the registry to params["state"]; return the module result.
+def run(params, check_mode, result):
+    """Bring the registry to params["state"], filling result (the module's,
+    which starts with an empty "containers" dict) as it goes.
 
-    Raises RegistryError; result (when given) holds what was done so far.
+    Raises RegistryError; result then holds what was done so far.
     result["diff"] lists each part's before/after, without secrets.
     """
-    result = {"changed": False, "containers": {}} if result is None else result
     validate(params)
     cparams = part_params("containers", params)
     engine = Engine.connect(params["docker_host"])
@@ -122,4 +122,3 @@ def run(params, check_mode=False, result=None):
     result.update(running.data)
     if params["state"] == "present":
         result["buildset_registry"] = facts(params, cert.data, auth.data)
-    return result

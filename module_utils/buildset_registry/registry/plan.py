@@ -99,11 +99,11 @@ class EndpointPlan:
             out.append("%s configuration file written" % self.kind)
         return out
 
-    def report(self, container_id=None):
+    def report(self):
         report = {
             "name": self.name,
             "action": self.action,
-            "id": container_id or (self.existing["id"] if self.existing else None),
+            "id": self.existing["id"] if self.existing else None,
         }
         if self.endpoint.ports:
             report["ports"] = [port for _, port in self.endpoint.ports]

@@ -72,18 +72,6 @@ def targets(wanted, home, owner=None):
     return out
 
 
-def daemon_json(old, wanted, record=None):
-    """daemon.json with our mirrors, from its old bytes: (new bytes, reasons)."""
-    record = {} if record is None else record
-    return jsonedit.apply(DAEMON_JSON, old, daemon_keys(wanted), record)
-
-
-def docker_config(old, wanted, record=None, path="config.json"):
-    """config.json with our credentials, from its old bytes: (new bytes, reasons)."""
-    record = {} if record is None else record
-    return jsonedit.apply(path, old, config_keys(wanted), record)
-
-
 def mirrors_in(data):
     """registry-mirrors that daemon.json bytes set, or None when it sets none."""
     try:

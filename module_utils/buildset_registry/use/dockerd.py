@@ -22,6 +22,8 @@ from dataclasses import dataclass
 PID_FILES = ("/var/run/docker.pid", "/run/docker.pid")
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 DEFAULT_SOCKET = "/var/run/docker.sock"
+# How long a reload may take to show in dockerd's API.
+RELOAD_SECONDS = 5.0
 
 
 @dataclass
@@ -115,11 +117,12 @@ def same(a, b):
     return a is not None and b is not None and [m.rstrip("/") for m in a] == [m.rstrip("/") for m in b]
 
 
-def reload(dockerd, expected=None, timeout=5.0):
+def reload(dockerd, expected=None):
     """SIGHUP dockerd; when expected (a list) is given, wait until it runs
-    with those mirrors. Returns (confirmed, mirrors seen or None)."""
+    with those mirrors (RELOAD_SECONDS at most). Returns (confirmed, mirrors
+    seen or None)."""
     os.kill(dockerd.pid, signal.SIGHUP)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + RELOAD_SECONDS
     seen = None
     while True:
         seen = running_mirrors(dockerd.socket)
