@@ -183,8 +183,12 @@ def _server(port, routes):
         "listen": [":%d" % port],
         "routes": routes,
         "automatic_https": {"disable": True},
-        # No HTTP/3: it would listen on UDP too, for clients that do not use it.
-        "protocols": ["h1", "h2"],
+        # HTTP/1.1 only. No HTTP/3: it would listen on UDP too, for clients
+        # that do not use it. No HTTP/2: every client speaks 1.1, and layers
+        # moved faster without it (bench, 60 MB through `port` against a
+        # registry:2 straight, medians of 8 alternated rounds on 2 busy
+        # cores: push 1.09x with 1.1 only, 1.14x with h2; pull 0.93x, 0.97x).
+        "protocols": ["h1"],
         "tls_connection_policies": [
             {"certificate_selection": {"any_tag": [CERT_TAG]}, "protocol_min": MINIMUM_TLS},
         ],
