@@ -1,40 +1,67 @@
-"""Benchmark run-buildset-registry against bare commands and a no-auth ceiling.
+"""Benchmark run-buildset-registry: the one endpoint behind its front, and
+both entry points against Ansible's floor.
 
-    python bench/run.py [--runs N] [--quick]        (tox -e bench)
+    python bench/run.py [--rounds N] [--slow-rounds N] [--quick] [--only GROUP,...]   (tox -e bench)
 
-Measures, with medians of N runs taken in alternation:
-1. cold apply of the role with ansible-playbook (empty root, no containers,
-   until both endpoints answer), and a re-run that must report changed=0;
-2. the floor: the same work as one bash script of bare commands (floor.sh),
-   and, for reference, ansible-playbook with no task and with one ping task;
-3. authenticated GET /v2/ rate over TLS with keep-alive (wrk) on the push
-   endpoint, at the role's default bcrypt cost and at cost 12, against the
-   same image, cert and no auth;
-4. a pull of a multi-layer image through the proxy endpoint, cold and warm,
-   against a direct pull from the stand-in upstream (skopeo to dir:), and
-   from the push endpoint and a no-auth TLS registry on the same storage
-   (tell the proxy, TLS and auth costs apart);
-5. a push and a pull of the same image through the push endpoint with the
-   data on the filesystem, in a real object store through the s3 driver and
-   through the swift driver (a one-node Swift, scripts/object-store).
-Prints a markdown table with the targets met or missed and writes it to
-bench/results/latest.md. Every container is named bench_*, every port is in
-16000-16099, everything talks to 127.0.0.1 only; all is removed at the end.
+Every row is a measurement and its reference, taken in the same run in
+alternated rounds (the order rotates from round to round); the table shows
+the median of each, their ratio, the target and whether the run met it.
+
+- front (issue 18), on one role instance with its three containers:
+  GET /v2/ rate through the front on `port` (wrk, TLS, keep-alive) with the
+  write token (from GET /token with Basic) and with Basic credentials,
+  against the same front configuration without its login routes (a
+  bench_* caddy:2 container, the role's front.json minus the login);
+  a warm pull and a push of a 60 MB image (skopeo, 4 random layers, a new
+  image for every push) through `port`, against a registry:2 on a loopback
+  TCP port over the same data directory with the same certificate
+  ("straight": no front, no login).
+- apply: cold apply of this role (three containers, until every one
+  answers), of the role as it was before the front (commit BEFORE_FRONT,
+  two containers, `git archive` into a temporary directory) and of
+  floor.sh (the same work as bare commands: key and certificate, hash,
+  configuration files, three `docker run`, wait until all answer).
+- entry (issue 16): one-`ping` playbook (the floor), the main entry point's
+  re-run (include_role with the registry up, changed=0), the `use` entry
+  point's first run (files written, dockerd reloaded) and re-run
+  (changed=0). Every file `use` touches and dockerd's mirrors are
+  snapshotted before and put back after each first run and at the end.
+- store: push and pull of the 60 MB image through the push endpoint with
+  the data on the filesystem, in a one-node Swift (scripts/object-store)
+  through the s3 driver and through the swift driver; informational.
+
+Gone with the front: the bcrypt cost rows (the registries have no login of
+their own any more; the front checks a token, or a Basic credential once
+thanks to Caddy's hash_cache) and the pull through the proxy endpoint
+against the upstream (the proxy has no port of its own; `port` serves
+pushed images first, measured by the pull rows).
+
+Prints a markdown table and writes it to bench/results/latest.md. Every
+container is named bench_*, every port is in 16000-16099, everything talks
+to 127.0.0.1 only; all of it is removed, and the machine's configuration
+put back, at the end, on failure too.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import datetime
+import gzip
+import hashlib
+import io
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -49,44 +76,80 @@ import ansible.module_utils  # noqa: E402
 
 # The role's module_utils, imported as Ansible ships them (as tests/conftest.py does).
 ansible.module_utils.__path__.append(os.path.join(ROLE_DIR, "module_utils"))
-from ansible.module_utils.buildset_registry.common.layout import layout  # noqa: E402
+from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS, layout  # noqa: E402, I001
+from ansible.module_utils.buildset_registry.registry import front  # noqa: E402
 
-# The integration tests' image maker (dir: layout, one random layer).
-sys.path.insert(0, os.path.join(ROLE_DIR, "tests", "integration"))
-from clients import make_image  # noqa: E402
+# bench/machine.py
+from machine import Snapshot, watched_paths  # noqa: E402, I001
 
 IMAGE = os.environ.get("BUILDSET_REGISTRY_IMAGE", "registry:2")
+FRONT_IMAGE = os.environ.get("BUILDSET_REGISTRY_FRONT_IMAGE", "caddy:2")
+# The role as it was before the front: two containers.
+BEFORE_FRONT = "09a38e9"
 USERNAME = "zuul"  # the role's default buildset_registry_username
 UPSTREAM = {"name": "bench_upstream", "port": 16050}
 UPSTREAM_URL = "http://127.0.0.1:%d" % UPSTREAM["port"]
-# name prefix -> (proxy port, push port)
+# name prefix -> (port, push_port)
 INSTANCES = {
     "bench_role_": (16000, 16001),
-    "bench_floor_": (16010, 16011),
-    "bench_rate_": (16020, 16021),
-    "bench_cost12_": (16030, 16031),
+    "bench_cold_": (16010, 16011),
+    "bench_old_": (16012, 16013),
+    "bench_floor_": (16014, 16015),
     "bench_fs_": (16070, 16071),
     "bench_s3_": (16080, 16081),
     "bench_swift_": (16090, 16091),
 }
+STRAIGHT = {"name": "bench_straight", "port": 16002}
+NOLOGIN = {"name": "bench_nologin", "ports": (16003, 16004)}
 # The one-node Swift of scripts/object-store: ports STORE_PORT to +5.
 STORE_PORT = 16060
-STORE_KINDS = ("fs", "s3", "swift")
-NOAUTH = {"name": "bench_noauth", "port": 16040}
-PULL_NOAUTH = {"name": "bench_pull_noauth", "port": 16041}
-PULL_IMAGE = "bench/big:1"
-PULL_REPEATS = 3  # warm pulls per run (a cold one needs a fresh proxy)
 LAYERS, LAYER_MB = 4, 15
+BIG = "bench/big:1"
+LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 WRK = ["-t2", "-c8", "--timeout", "10s"]
-HIGH_COST = 12
+NAMESPACES = ["docker.io"]  # the role's default buildset_registry_namespaces
+GROUPS = ("entry", "front", "apply", "store")
 
-# name, numerator, denominator, limit, "max" (ratio <= limit) or "min" (>=)
-TARGETS = [
-    ("cold apply / floor", "cold_apply", "floor", 4.5, "max"),
-    ("re-run / floor", "rerun", "floor", 3.5, "max"),
-    ("auth rate (default cost) / no-auth ceiling", "rate_default", "rate_noauth", 0.5, "min"),
-    ("warm pull via proxy / direct pull", "pull_warm", "pull_direct", 1.2, "max"),
+# key, label, unit, reference key, target: (">=" or "<=", limit) or None.
+ROWS = [
+    ("rate_token", "GET /v2/ through the front on `port`, write token", "req/s", "rate_nologin", (">=", 0.9)),
+    ("rate_basic", "GET /v2/ through the front on `port`, Basic credentials", "req/s", "rate_nologin", (">=", 0.9)),
+    ("pull_front", "Warm pull of {mb} MB through `port`", "s", "pull_straight", ("<=", 1.15)),
+    ("push_front", "Push of {mb} MB through `port`", "s", "push_straight", ("<=", 1.15)),
+    ("cold_three", "Cold apply, three containers (this role)", "s", "cold_two", ("<=", 1.3)),
+    ("main_rerun", "Main entry point re-run (include_role, registry up, changed=0)", "s", "ping", ("<=", 1.2)),
+    ("use_rerun", "`use` re-run (changed=0)", "s", "ping", ("<=", 1.2)),
+    ("use_first", "`use` first run (files written, dockerd reloaded)", "s", "ping", ("<=", 1.5)),
+    ("cold_three", "Main entry point cold apply", "s", "floor", None),
+    ("push_s3", "Push of {mb} MB through the push endpoint, s3 driver", "s", "push_fs", None),
+    ("push_swift", "Push of {mb} MB through the push endpoint, swift driver", "s", "push_fs", None),
+    ("pull_s3", "Pull of {mb} MB through the push endpoint, s3 driver", "s", "pull_fs", None),
+    ("pull_swift", "Pull of {mb} MB through the push endpoint, swift driver", "s", "pull_fs", None),
 ]
+REFERENCES = {
+    "rate_nologin": "the same front configuration without login",
+    "pull_straight": "straight from a registry:2 on the same data, same cert",
+    "push_straight": "straight to a registry:2 on the same data, same cert",
+    "cold_two": "the role at %s (two containers)" % BEFORE_FRONT,
+    "ping": "one-`ping` playbook",
+    "floor": "floor.sh: the same work as bare commands",
+    "push_fs": "filesystem",
+    "pull_fs": "filesystem",
+}
+GROUP_OF = {
+    "rate_token": "front",
+    "rate_basic": "front",
+    "pull_front": "front",
+    "push_front": "front",
+    "cold_three": "apply",
+    "main_rerun": "entry",
+    "use_rerun": "entry",
+    "use_first": "entry",
+    "push_s3": "store",
+    "push_swift": "store",
+    "pull_s3": "store",
+    "pull_swift": "store",
+}
 
 
 class BenchError(Exception):
@@ -110,13 +173,20 @@ def timed(cmd, **kw):
     return time.monotonic() - start, proc
 
 
+def rotated(items, i):
+    """items, rotated by i: each kind goes first in turn."""
+    i %= len(items)
+    return items[i:] + items[:i]
+
+
 class Resources:
-    """The containers and directories this run made, removed by cleanup()."""
+    """The containers, directories, stores and snapshots this run made; cleanup() undoes them."""
 
     def __init__(self):
         self.containers = []
         self.dirs = []
         self.stores = []  # (scripts/object-store, its directory), stopped at the end
+        self.snapshots = []  # machine.Snapshot, put back at the end
 
     def container(self, name):
         if name not in self.containers:
@@ -133,6 +203,15 @@ class Resources:
             run(["docker", "rm", "-f", *names], check=False)
 
     def cleanup(self):
+        problems = []
+        for snap in reversed(self.snapshots):
+            try:
+                snap.restore()
+                left = snap.differences()
+                if left:
+                    problems.append("not as before after restoring: %s" % ", ".join(left))
+            except Exception as e:  # keep cleaning up
+                problems.append("restoring the machine's configuration failed: %s" % e)
         # The engine is shared: wait out a restart by someone else, then remove.
         for _ in range(60):
             if run(["docker", "info"], check=False).returncode == 0:
@@ -143,6 +222,9 @@ class Resources:
             run([script, "stop", path], check=False)
         for path in self.dirs:
             shutil.rmtree(path, ignore_errors=True)
+        for problem in problems:
+            log("CLEANUP: " + problem)
+        return problems
 
 
 # --- machine and inputs ------------------------------------------------------
@@ -156,23 +238,35 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def image_version(image, entrypoint, *args):
+    out = run(["docker", "run", "--rm", "--network", "none", "--entrypoint", entrypoint, image, *args], check=False)
+    return (out.stdout.strip().split() or ["(version unknown)"])[-1]
+
+
 def machine_facts():
     engine = run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()
-    registry = (
-        run(["docker", "run", "--rm", "--entrypoint", "/bin/registry", IMAGE, "--version"], check=False)
-        .stdout.strip()
-        .split(" ")[-1]
-    )
     ansible = run([os.path.join(BIN, "ansible-playbook"), "--version"]).stdout.splitlines()[0]
-    ansible = re.search(r"\[core ([^\]]+)\]", ansible).group(1)
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
         "kernel": platform.release(),
         "docker": engine,
-        "registry": "%s %s" % (IMAGE, registry or "(version unknown)"),
-        "ansible": "ansible-core " + ansible,
+        "registry": "%s %s" % (IMAGE, image_version(IMAGE, "/bin/registry", "--version")),
+        "caddy": "%s %s" % (FRONT_IMAGE, image_version(FRONT_IMAGE, "caddy", "version")),
+        "ansible": "ansible-core " + re.search(r"\[core ([^\]]+)\]", ansible).group(1),
+        "python": platform.python_version(),
     }
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def others_running():
+    """Containers of other people's tests on the shared engine (it_*, use_*, molecule's)."""
+    names = run(["docker", "ps", "--format", "{{.Names}}"], check=False).stdout.split()
+    return sorted(n for n in names if not n.startswith("bench_"))
 
 
 def role_default(name):
@@ -180,13 +274,29 @@ def role_default(name):
         return yaml.safe_load(f)[name]
 
 
+def bench_ports():
+    ports = [p for pair in INSTANCES.values() for p in pair]
+    ports += [STRAIGHT["port"], *NOLOGIN["ports"], UPSTREAM["port"], *range(STORE_PORT, STORE_PORT + 6)]
+    return sorted(ports)
+
+
+def listening(port):
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def preflight():
     run(["docker", "info"])
+    taken = [port for port in bench_ports() if port != UPSTREAM["port"] and listening(port)]
+    if taken:
+        raise BenchError("ports %s are taken; the benchmark needs them (16000-16099)" % taken)
     for tool in ("wrk", "skopeo", "openssl", "curl"):
         if not shutil.which(tool):
             raise BenchError("%s is not installed; scripts/setup-host installs it" % tool)
-    if run(["docker", "image", "inspect", IMAGE], check=False).returncode != 0:
-        raise BenchError("image %s is missing; run scripts/provide-registry-image" % IMAGE)
+    for image, script in ((IMAGE, "provide-registry-image"), (FRONT_IMAGE, "provide-front-image")):
+        if run(["docker", "image", "inspect", image], check=False).returncode != 0:
+            raise BenchError("image %s is missing; run scripts/%s" % (image, script))
 
 
 def start_upstream(res):
@@ -194,90 +304,54 @@ def start_upstream(res):
     run([os.path.join(ROLE_DIR, "scripts", "stand-in-upstream"), UPSTREAM["name"], str(UPSTREAM["port"])])
 
 
-def push_pull_image(res):
-    """Build a FROM scratch image of LAYERS random layers and push it upstream."""
-    ctx = res.tempdir("image")
-    lines = ["FROM scratch"]
-    for i in range(LAYERS):
-        with open(os.path.join(ctx, "layer%d" % i), "wb") as f:
-            f.write(os.urandom(LAYER_MB << 20))
-        lines.append("COPY layer%d /layer%d" % (i, i))
-    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    tag = "127.0.0.1:%d/%s" % (UPSTREAM["port"], PULL_IMAGE)
-    run(["docker", "build", "-q", "-t", tag, ctx], env={**os.environ, "DOCKER_BUILDKIT": "0"})
-    run(["docker", "push", tag])
-    run(["docker", "rmi", tag])
-    shutil.rmtree(ctx)
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-# --- the role ------------------------------------------------------------------
+def make_image(path, layers=LAYERS, layer_mb=LAYER_MB):
+    """A new image of random layers in skopeo's dir: layout. The layers are
+    gzip streams of stored blocks (random data does not compress): pushed
+    as they are, without compressing on the way."""
+    os.makedirs(path)
+    diff_ids, descriptors = [], []
+    for i in range(layers):
+        payload = os.urandom(layer_mb << 20)
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            info = tarfile.TarInfo("layer%d" % i)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        layer = gzip.compress(raw.getvalue(), compresslevel=0, mtime=0)
+        diff_ids.append(sha256(raw.getvalue()))
+        descriptors.append({"mediaType": LAYER_TYPE, "size": len(layer), "digest": sha256(layer)})
+        with open(os.path.join(path, sha256(layer)[7:]), "wb") as f:
+            f.write(layer)
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}, sort_keys=True
+    ).encode()
+    with open(os.path.join(path, sha256(config)[7:]), "wb") as f:
+        f.write(config)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
+                   "digest": sha256(config)},
+        "layers": descriptors,
+    }  # fmt: skip
+    with open(os.path.join(path, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    with open(os.path.join(path, "version"), "w") as f:
+        f.write("Directory Transport Version: 1.1\n")
+    return path
 
 
-class RoleInstance:
-    """One application of the role: its variables, root and containers."""
-
-    def __init__(self, res, prefix, extra_vars=None):
-        self.res = res
-        self.dir = res.tempdir(prefix[len("bench_") :].strip("_"))
-        self.root = os.path.join(self.dir, "root")
-        self.port, self.push_port = INSTANCES[prefix]
-        self.names = [res.container(prefix + "proxy"), res.container(prefix + "push")]
-        self.vars = {
-            "buildset_registry_root": self.root,
-            "buildset_registry_host": "127.0.0.1",
-            "buildset_registry_port": self.port,
-            "buildset_registry_push_port": self.push_port,
-            "buildset_registry_proxy_container": self.names[0],
-            "buildset_registry_push_container": self.names[1],
-            "buildset_registry_proxy_remote_url": UPSTREAM_URL,
-            **(extra_vars or {}),
-        }
-        self.paths = layout(self.root)
-        self.applies = 0
-        self.res.remove_containers(*self.names)
-
-    def apply(self):
-        """Run ansible-playbook once; return (seconds, recap dict, task durations)."""
-        self.applies += 1
-        varfile = os.path.join(self.dir, "vars.json")
-        with open(varfile, "w") as f:
-            json.dump(self.vars, f)
-        marks = os.path.join(self.dir, "marks-%d.jsonl" % self.applies)
-        started = time.time()
-        seconds, proc = ansible_playbook("apply.yml", ["-e", "@" + varfile], marks, self.dir)
-        ended = started + seconds
-        if proc.returncode != 0:
-            raise BenchError("applying the role failed (exit %d):\n%s%s" % (proc.returncode, proc.stdout, proc.stderr))
-        return seconds, parse_recap(proc.stdout), task_durations(marks, started, ended)
-
-    def password(self):
-        with open(self.paths["password"]) as f:
-            return f.read().strip()
-
-    def basic_auth(self):
-        return "Basic " + base64.b64encode(("%s:%s" % (USERNAME, self.password())).encode()).decode()
-
-    def bcrypt_cost(self):
-        with open(self.paths["htpasswd"]) as f:
-            return int(re.search(r":\$2[abxy]?\$(\d\d)\$", f.read()).group(1))
-
-    def cert_dir(self):
-        """A directory holding only the CA (the cert), as skopeo's --src-cert-dir wants."""
-        path = os.path.join(self.dir, "ca")
-        os.makedirs(path, exist_ok=True)
-        shutil.copy(self.paths["cert"], os.path.join(path, "ca.crt"))
-        return path
-
-    def remove(self):
-        self.res.remove_containers(*self.names)
-        shutil.rmtree(self.root, ignore_errors=True)
+# --- ansible-playbook ------------------------------------------------------------
 
 
-def ansible_playbook(playbook, args, marks, cwd):
-    """Run a playbook of bench/ on localhost; return (seconds, CompletedProcess)."""
+def ansible_playbook(playbook, args, marks, cwd, env=None):
+    """Run a playbook on localhost; return (seconds, CompletedProcess)."""
     env = {
-        **os.environ,
+        **(os.environ if env is None else env),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
@@ -285,30 +359,8 @@ def ansible_playbook(playbook, args, marks, cwd):
         "ANSIBLE_CALLBACKS_ENABLED": "bench_task_times",
         "BENCH_TASK_TIMES": marks,
     }
-    cmd = [
-        os.path.join(BIN, "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        *args,
-        os.path.join(BENCH_DIR, playbook),
-    ]
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", *args, playbook]
     return timed(cmd, env=env, check=False, cwd=cwd)
-
-
-def measure_references(res):
-    """Ansible's own cost: the same command with no task, and with one ping task."""
-    work = res.tempdir("reference")
-    marks = os.path.join(work, "marks.jsonl")
-    out = {}
-    for key, tags in (("ansible_empty", ["--skip-tags", "ping"]), ("ansible_ping", ["--tags", "ping"])):
-        seconds, proc = ansible_playbook("reference.yml", tags, marks, work)
-        if proc.returncode != 0:
-            raise BenchError("reference playbook failed:\n" + proc.stdout + proc.stderr)
-        out[key] = seconds
-    shutil.rmtree(work, ignore_errors=True)
-    return out
 
 
 def parse_recap(output):
@@ -331,288 +383,336 @@ def task_durations(marks_path, started, ended):
     return out
 
 
-# --- the floor -------------------------------------------------------------------
+class Playbook:
+    """One playbook of bench/ (or another role's), run again and again."""
+
+    def __init__(self, res, name, path, args=(), changed=None):
+        self.dir = res.tempdir(name)
+        self.path = path
+        self.args = list(args)
+        self.changed = changed  # what PLAY RECAP must say, None: anything
+        self.runs = 0
+
+    def run(self, what):
+        """(seconds, task durations); fails when the playbook fails or changes other than expected."""
+        self.runs += 1
+        marks = os.path.join(self.dir, "marks-%d.jsonl" % self.runs)
+        started = time.time()
+        seconds, proc = ansible_playbook(self.path, self.args, marks, self.dir)
+        if proc.returncode != 0:
+            raise BenchError("%s failed (exit %d):\n%s%s" % (what, proc.returncode, proc.stdout, proc.stderr))
+        recap = parse_recap(proc.stdout)
+        if self.changed is not None and recap.get("changed") != self.changed:
+            raise BenchError("%s: PLAY RECAP says changed=%s, want %d (%s)" % (what, recap.get("changed"),
+                                                                                self.changed, recap))  # fmt: skip
+        return seconds, task_durations(marks, started, started + seconds)
 
 
-def run_floor(res, cost):
-    prefix = "bench_floor_"
-    names = [res.container(prefix + "proxy"), res.container(prefix + "push")]
-    res.remove_containers(*names)
-    work = res.tempdir("floor")
-    port, push_port = INSTANCES[prefix]
-    cmd = [
-        "bash",
-        os.path.join(BENCH_DIR, "floor.sh"),
-        os.path.join(work, "root"),
-        IMAGE,
-        str(port),
-        str(push_port),
-        UPSTREAM_URL,
-        str(cost),
-        sys.executable,
-        prefix,
-    ]
-    seconds, _ = timed(cmd)
-    res.remove_containers(*names)
-    shutil.rmtree(work, ignore_errors=True)
-    return seconds
+# --- the role ------------------------------------------------------------------
 
 
-# --- pulls -------------------------------------------------------------------------
+class RoleInstance:
+    """One application of a role (this one, or ROLE at another commit): its
+    variables, root and containers."""
+
+    def __init__(self, res, prefix, extra_vars=None, role_dir=ROLE_DIR, front=True):
+        self.res = res
+        self.prefix = prefix
+        self.dir = res.tempdir(prefix[len("bench_") :].strip("_"))
+        self.root = os.path.join(self.dir, "root")
+        self.port, self.push_port = INSTANCES[prefix]
+        kinds = ("proxy", "push", "front") if front else ("proxy", "push")
+        self.names = [res.container(prefix + kind) for kind in kinds]
+        self.vars = {
+            "buildset_registry_root": self.root,
+            "buildset_registry_host": "127.0.0.1",
+            "buildset_registry_port": self.port,
+            "buildset_registry_push_port": self.push_port,
+            "buildset_registry_proxy_remote_url": UPSTREAM_URL,
+            **{"buildset_registry_%s_container" % kind: prefix + kind for kind in kinds},
+            **(extra_vars or {}),
+        }
+        varfile = os.path.join(self.dir, "vars.json")
+        with open(varfile, "w") as f:
+            json.dump(self.vars, f)
+        apply = os.path.join(role_dir, "bench", "apply.yml")
+        self.playbook = Playbook(res, prefix + "apply", apply, ["-e", "@" + varfile])
+        self.paths = layout(self.root)
+        self.res.remove_containers(*self.names)
+
+    def apply(self, what="applying the role"):
+        """(seconds, task durations) of one ansible-playbook run of the role."""
+        return self.playbook.run(what)
+
+    def password(self):
+        with open(self.paths["password"]) as f:
+            return f.read().strip()
+
+    def login(self):
+        return "%s:%s" % (USERNAME, self.password())
+
+    def basic_auth(self):
+        return "Basic " + base64.b64encode(self.login().encode()).decode()
+
+    def cert_dir(self):
+        """A directory holding only the CA (the cert), as skopeo's --*-cert-dir wants."""
+        path = os.path.join(self.dir, "ca")
+        os.makedirs(path, exist_ok=True)
+        shutil.copy(self.paths["cert"], os.path.join(path, "ca.crt"))
+        return path
+
+    def remove(self):
+        self.res.remove_containers(*self.names)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
-def skopeo_pull(res, address, creds=None, cert_dir=None, ref=PULL_IMAGE):
-    """Seconds for skopeo to copy the test image from address to a fresh dir:."""
-    dest = res.tempdir("pull")
-    shutil.rmtree(dest)
-    cmd = ["skopeo", "--insecure-policy", "copy", "--quiet"]
-    if creds:
-        cmd += ["--src-creds", creds]
-    if cert_dir:
-        cmd += ["--src-cert-dir", cert_dir]
-    else:
-        cmd += ["--src-tls-verify=false"]  # the stand-in upstream is plain http
-    cmd += ["docker://%s/%s" % (address, ref), "dir:" + dest]
-    seconds, _ = timed(cmd)
-    size = sum(os.path.getsize(os.path.join(dest, n)) for n in os.listdir(dest))
-    if size < LAYERS * LAYER_MB << 20:
-        raise BenchError("pull from %s gave only %d bytes" % (address, size))
-    shutil.rmtree(dest)
-    return seconds
-
-
-def measure_pulls(res, instance):
-    """Cold through the instance's fresh proxy, then PULL_REPEATS rounds of the
-    warm pulls and their references; returns the median of each kind."""
-    creds = "%s:%s" % (USERNAME, instance.password())
-    cert_dir = instance.cert_dir()
-    proxy = "127.0.0.1:%d" % instance.port
-    out = {"pull_cold": skopeo_pull(res, proxy, creds, cert_dir)}
-    tls_port = start_noauth(res, instance, PULL_NOAUTH)
-    sources = {
-        "pull_direct": ("127.0.0.1:%d" % UPSTREAM["port"], None, None),
-        "pull_warm": (proxy, creds, cert_dir),
-        # Same storage, TLS and auth, no proxy logic: tells TLS+auth from proxying.
-        "pull_push": ("127.0.0.1:%d" % instance.push_port, creds, cert_dir),
-        # Same storage and TLS, no auth, no proxy: tells TLS from auth.
-        "pull_tls": ("127.0.0.1:%d" % tls_port, None, cert_dir),
-    }
-    rounds = {key: [] for key in sources}
-    for _ in range(PULL_REPEATS):
-        for key, (address, src_creds, src_cert_dir) in sources.items():
-            rounds[key].append(skopeo_pull(res, address, src_creds, src_cert_dir))
-    res.remove_containers(PULL_NOAUTH["name"])
-    out.update({key: statistics.median(values) for key, values in rounds.items()})
-    return out
-
-
-# --- request rate ------------------------------------------------------------------
-
-
-def wait_for(url, cafile, want):
+def wait_for(url, want, *curl_args):
+    code = None
     for _ in range(500):
-        code = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", cafile, url], check=False).stdout
+        code = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *curl_args, url], check=False).stdout
         if code == str(want):
             return
         time.sleep(0.02)
     raise BenchError("%s did not answer %s (last: %s)" % (url, want, code))
 
 
-def start_noauth(res, instance, spec=NOAUTH):
-    """Same image, cert and storage as instance's registries, TLS and no auth."""
-    name = res.container(spec["name"])
+# --- skopeo ---------------------------------------------------------------------------
+
+
+def skopeo_copy(src, dest, src_args=(), dest_args=()):
+    seconds, _ = timed(["skopeo", "--insecure-policy", "copy", "--quiet", *src_args, src, *dest_args, dest])
+    return seconds
+
+
+def skopeo_pull(res, address, ref, creds=None, cert_dir=None):
+    """Seconds for skopeo to copy address/ref to a fresh dir:, checked for size."""
+    dest = os.path.join(res.tempdir("pull"), "image")
+    args = (["--src-creds", creds] if creds else []) + ["--src-cert-dir", cert_dir]
+    seconds = skopeo_copy("docker://%s/%s" % (address, ref), "dir:" + dest, src_args=args)
+    size = sum(os.path.getsize(os.path.join(dest, n)) for n in os.listdir(dest))
+    if size < LAYERS * LAYER_MB << 20:
+        raise BenchError("pull from %s gave only %d bytes" % (address, size))
+    shutil.rmtree(os.path.dirname(dest))
+    return seconds
+
+
+def skopeo_push(source, address, ref, creds=None, cert_dir=None):
+    args = (["--dest-creds", creds] if creds else []) + ["--dest-cert-dir", cert_dir]
+    return skopeo_copy("dir:" + source, "docker://%s/%s" % (address, ref), dest_args=args)
+
+
+# --- front: request rate, pull, push ---------------------------------------------------
+
+
+def nologin_config(instance):
+    """The role's front.json with the login routes taken out, on NOLOGIN's ports."""
+    with open(instance.paths["front_config"]) as f:
+        config = json.load(f)
+    with open(instance.paths["htpasswd"]) as f:
+        hashed = f.read().strip().split(":", 1)[1]
+    tokens = front.derive_tokens(USERNAME, instance.password())
+    # What front_config() puts first on both servers (private: the bench needs the very routes).
+    login = front._login_routes(USERNAME, hashed, tokens, False, front.SERVICE)
+    servers = config["apps"]["http"]["servers"]
+    for (name, server), port in zip(sorted(servers.items()), NOLOGIN["ports"]):
+        if server["routes"][: len(login)] != login:
+            raise BenchError("the %s server of %s does not start with the login routes" % (name, instance.root))
+        server["routes"] = server["routes"][len(login) :]
+        server["listen"] = [":%d" % port]
+    return config
+
+
+def start_nologin(res, instance):
+    """A bench_* caddy:2 with the role's front configuration minus the login."""
+    name = res.container(NOLOGIN["name"])
     res.remove_containers(name)
-    run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "host",
-            "-v",
-            "%s:/certs:ro" % instance.paths["certs_dir"],
-            "-v",
-            "%s:/var/lib/registry" % instance.paths["data_dir"],
-            "-e",
-            "REGISTRY_HTTP_ADDR=:%d" % spec["port"],
-            "-e",
-            "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/domain.crt",
-            "-e",
-            "REGISTRY_HTTP_TLS_KEY=/certs/domain.key",
-            IMAGE,
-        ]
-    )
-    wait_for("https://127.0.0.1:%d/v2/" % spec["port"], instance.paths["cert"], 200)
-    return spec["port"]
+    path = os.path.join(res.tempdir("nologin"), "caddy.json")
+    with open(path, "w") as f:
+        json.dump(nologin_config(instance), f)
+    run(["docker", "run", "-d", "--name", name, "--network", "host",
+         "-v", "%s:%s:ro" % (instance.paths["certs_dir"], CONTAINER_CERTS), "-v", "%s:/etc/caddy/caddy.json:ro" % path,
+         "--entrypoint", "caddy", FRONT_IMAGE, "run", "--config", "/etc/caddy/caddy.json"])  # fmt: skip
+    wait_for("https://127.0.0.1:%d/v2/" % NOLOGIN["ports"][0], 200, "--cacert", instance.paths["cert"])
 
 
-def wrk_rate(port, duration, auth=None):
-    """Requests per second of GET /v2/; fails when any answer was not 2xx."""
+def start_straight(res, instance):
+    """A bench_* registry:2 on a loopback TCP port over the instance's push
+    data, with the same certificate, no login, no front."""
+    name = res.container(STRAIGHT["name"])
+    res.remove_containers(name)
+    run(["docker", "run", "-d", "--name", name, "--network", "host",
+         "-v", "%s:/certs:ro" % instance.paths["certs_dir"], "-v", "%s:/var/lib/registry" % instance.paths["data_dir"],
+         "-e", "REGISTRY_HTTP_ADDR=127.0.0.1:%d" % STRAIGHT["port"],
+         "-e", "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/domain.crt", "-e", "REGISTRY_HTTP_TLS_KEY=/certs/domain.key",
+         "-e", "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=inmemory", IMAGE])  # fmt: skip
+    wait_for("https://127.0.0.1:%d/v2/" % STRAIGHT["port"], 200, "--cacert", instance.paths["cert"])
+
+
+def write_token(instance):
+    """The write token, from GET /token with Basic credentials."""
+    out = run(["curl", "-sf", "--cacert", instance.paths["cert"], "-u", instance.login(),
+               "https://127.0.0.1:%d/token" % instance.port]).stdout  # fmt: skip
+    return json.loads(out)["token"]
+
+
+def wrk_rate(url, duration, auth=None):
+    """Requests per second of GET url; fails when any answer was not 2xx."""
     cmd = ["wrk", *WRK, "-d", "%ds" % duration]
     if auth:
         cmd += ["-H", "Authorization: " + auth]
-    out = run(cmd + ["https://127.0.0.1:%d/v2/" % port]).stdout
+    out = run(cmd + [url]).stdout
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:
-        raise BenchError(
-            "wrk on port %d got %s non-2xx answers (auth %s):\n%s"
-            % (port, bad.group(1), "given" if auth else "none", out)
-        )
+        raise BenchError("wrk on %s got %s non-2xx answers (auth %s):\n%s" % (url, bad.group(1), bool(auth), out))
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-# --- report ----------------------------------------------------------------------------
-
-ROWS = [
-    ("cold_apply", "Cold apply of the role (ansible-playbook, until both endpoints answer)", "s"),
-    ("rerun", "Re-run of the role, nothing to change (changed=0)", "s"),
-    ("floor", "Floor: openssl + htpasswd line + 2 docker run + wait for 401 (bash)", "s"),
-    ("ansible_empty", "Reference: ansible-playbook, same command, no task", "s"),
-    ("ansible_ping", "Reference: ansible-playbook, one ansible.builtin.ping task", "s"),
-    ("rate_default", "GET /v2/ rate, auth, default bcrypt cost {cost}", "req/s"),
-    ("rate_high", "GET /v2/ rate, auth, bcrypt cost %d" % HIGH_COST, "req/s"),
-    ("rate_noauth", "GET /v2/ rate, no auth (ceiling)", "req/s"),
-    ("pull_direct", "Pull {mb} MB direct from the upstream", "s"),
-    ("pull_cold", "Pull {mb} MB via the proxy, cold (empty cache)", "s"),
-    ("pull_warm", "Pull {mb} MB via the proxy, warm (cached)", "s"),
-    ("pull_push", "Pull {mb} MB via the push endpoint (same storage, TLS + auth, no proxy)", "s"),
-    ("pull_tls", "Pull {mb} MB from a TLS registry, no auth (same image, storage, cert)", "s"),
-    ("push_fs", "Push {mb} MB to the push endpoint, data on the filesystem", "s"),
-    ("push_s3", "Push {mb} MB to the push endpoint, data in the object store (s3 driver)", "s"),
-    ("push_swift", "Push {mb} MB to the push endpoint, data in the object store (swift driver)", "s"),
-    ("pull_fs", "Pull {mb} MB from the push endpoint, data on the filesystem", "s"),
-    ("pull_s3", "Pull {mb} MB from the push endpoint, data in the object store (s3 driver)", "s"),
-    ("pull_swift", "Pull {mb} MB from the push endpoint, data in the object store (swift driver)", "s"),
-]
-
-
-def fmt(value, unit):
-    return ("%.0f" % value) if unit == "req/s" else ("%.2f" % value)
-
-
-def render(facts, samples, tasks, runs, duration, cost):
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    mb = LAYERS * LAYER_MB
-    out = [
-        "# run-buildset-registry benchmark",
-        "",
-        "Machine: %(nproc)s cores, %(cpu)s, kernel %(kernel)s, Docker engine %(docker)s, "
-        "%(registry)s, %(ansible)s." % facts,
-        "Medians of %d alternating runs; wrk %s -d%ds on https://127.0.0.1/v2/ with keep-alive; "
-        "pull image %d layers x %d MB random data, skopeo copy to dir: "
-        "(each run: 1 cold pull, median of %d of each other pull)."
-        % (runs, " ".join(WRK), duration, LAYERS, LAYER_MB, PULL_REPEATS),
-        "",
-        "| measurement | median | unit | runs |",
-        "| --- | ---: | --- | --- |",
-    ]
-    for key, label, unit in ROWS:
-        values = ", ".join(fmt(v, unit) for v in samples[key])
-        out.append("| %s | %s | %s | %s |" % (label.format(cost=cost, mb=mb), fmt(med[key], unit), unit, values))
-    out += [
-        "",
-        "| target | ratio of medians | limit | result | ratio in each run |",
-        "| --- | ---: | --- | --- | --- |",
-    ]
-    for label, num, den, limit, kind in TARGETS:
-        ratio = med[num] / med[den]
-        ok = ratio <= limit if kind == "max" else ratio >= limit
-        each = ", ".join("%.2f" % (a / b) for a, b in zip(samples[num], samples[den]))
-        out.append(
-            "| %s | %.2fx | %s %.1fx | %s | %s |"
-            % (label, ratio, "<=" if kind == "max" else ">=", limit, "met" if ok else "**missed**", each)
-        )
-    out.append(
-        "| (info) auth rate cost %d / ceiling | %.3fx | | | |" % (HIGH_COST, med["rate_high"] / med["rate_noauth"])
-    )
-    out.append("| (info) cold pull via proxy / direct | %.2fx | | | |" % (med["pull_cold"] / med["pull_direct"]))
-    out.append(
-        "| (info) warm pull via push endpoint / direct | %.2fx | | | |" % (med["pull_push"] / med["pull_direct"])
-    )
-    out.append("| (info) warm pull over TLS, no auth / direct | %.2fx | | | |" % (med["pull_tls"] / med["pull_direct"]))
-    out.append("| (info) empty ansible-playbook / floor | %.2fx | | | |" % (med["ansible_empty"] / med["floor"]))
-    for driver in STORE_KINDS[1:]:
-        out.append(
-            "| (info) push / pull, %s driver / filesystem | %.2fx / %.2fx | | | |"
-            % (driver, med["push_" + driver] / med["push_fs"], med["pull_" + driver] / med["pull_fs"])
-        )
-    out += [
-        "",
-        "Role tasks, median seconds (a task lasts until the next one starts):",
-        "",
-        "| task | cold apply | re-run |",
-        "| --- | ---: | ---: |",
-    ]
-    for name in tasks["cold"]:
-        rerun = tasks["rerun"].get(name)
-        out.append(
-            "| %s | %.2f | %s |"
-            % (name, statistics.median(tasks["cold"][name]), "%.2f" % statistics.median(rerun) if rerun else "-")
-        )
-    return "\n".join(out) + "\n"
+def measure_front(res, role, args, samples):
+    log("front: no-login front, straight registry, %d MB image pushed through `port`" % (LAYERS * LAYER_MB))
+    start_nologin(res, role)
+    start_straight(res, role)
+    token = write_token(role)
+    cert_dir, login = role.cert_dir(), role.login()
+    endpoint, straight = "127.0.0.1:%d" % role.port, "127.0.0.1:%d" % STRAIGHT["port"]
+    skopeo_push(make_image(os.path.join(res.tempdir("big"), "image")), endpoint, BIG, login, cert_dir)
+    rates = {
+        "rate_token": ("https://%s/v2/" % endpoint, "Bearer " + token),
+        "rate_basic": ("https://%s/v2/" % endpoint, role.basic_auth()),
+        "rate_nologin": ("https://127.0.0.1:%d/v2/" % NOLOGIN["ports"][0], None),
+    }
+    for i in range(args.rounds):
+        log("front round %d/%d: GET /v2/ rates, pulls, pushes" % (i + 1, args.rounds))
+        for key in rotated(list(rates), i):
+            url, auth = rates[key]
+            samples[key].append(wrk_rate(url, args.duration, auth))
+        for key in rotated(["pull_front", "pull_straight"], i):
+            if key == "pull_front":
+                samples[key].append(skopeo_pull(res, endpoint, BIG, login, cert_dir))
+            else:
+                samples[key].append(skopeo_pull(res, straight, BIG, None, cert_dir))
+        for key in rotated(["push_front", "push_straight"], i):
+            # A new image for every push: skopeo would mount blobs it pushed before.
+            source = make_image(os.path.join(res.tempdir("push"), "image"))
+            if key == "push_front":
+                samples[key].append(skopeo_push(source, endpoint, "bench/push-%d:1" % i, login, cert_dir))
+            else:
+                samples[key].append(skopeo_push(source, straight, "bench/push-straight-%d:1" % i, None, cert_dir))
+            shutil.rmtree(os.path.dirname(source))
+    res.remove_containers(NOLOGIN["name"], STRAIGHT["name"])
 
 
-def add_tasks(table, durations):
-    for name, seconds in durations:
-        table.setdefault(name, []).append(seconds)
+# --- cold applies ------------------------------------------------------------------------
 
 
-# --- main ---------------------------------------------------------------------------------
+def old_role(res):
+    """The role at BEFORE_FRONT, from git archive."""
+    path = os.path.join(res.tempdir("before_front"), "role")
+    os.makedirs(path)
+    archive = subprocess.run(["git", "-C", ROLE_DIR, "archive", BEFORE_FRONT], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(path)
+    return path
 
 
-def measure_apply_and_pulls(res, runs, cost, samples, tasks):
-    """Alternate: role (cold, re-run, pulls through its fresh proxy), floor, references."""
-    for i in range(runs):
-        log("run %d/%d: role cold apply and re-run" % (i + 1, runs))
-        role = RoleInstance(res, "bench_role_")
-        seconds, recap, durations = role.apply()
-        samples["cold_apply"].append(seconds)
-        add_tasks(tasks["cold"], durations)
-        seconds, recap, durations = role.apply()
-        if recap.get("changed") != 0:
-            raise BenchError(
-                "RE-RUN OF THE ROLE IS NOT IDEMPOTENT: PLAY RECAP says changed=%s (%s)" % (recap.get("changed"), recap)
-            )
-        samples["rerun"].append(seconds)
-        add_tasks(tasks["rerun"], durations)
-        log("run %d/%d: pulls (proxy cold; direct, proxy warm, push, TLS no auth)" % (i + 1, runs))
-        for key, value in measure_pulls(res, role).items():
-            samples[key].append(value)
-        role.remove()
-        log("run %d/%d: floor" % (i + 1, runs))
-        samples["floor"].append(run_floor(res, cost))
-        log("run %d/%d: ansible-playbook references" % (i + 1, runs))
-        for key, value in measure_references(res).items():
-            samples[key].append(value)
+def run_floor(res, cost):
+    prefix = "bench_floor_"
+    names = [res.container(prefix + kind) for kind in ("push", "proxy", "front")]
+    res.remove_containers(*names)
+    work = res.tempdir("floor")
+    port, push_port = INSTANCES[prefix]
+    cmd = ["bash", os.path.join(BENCH_DIR, "floor.sh"), os.path.join(work, "root"), IMAGE, FRONT_IMAGE, str(port),
+           str(push_port), UPSTREAM_URL, str(cost), sys.executable, prefix]  # fmt: skip
+    seconds, _ = timed(cmd)
+    res.remove_containers(*names)
+    shutil.rmtree(work, ignore_errors=True)
+    return seconds
 
 
-def measure_rates(res, runs, duration, cost, samples):
-    """Registries for default cost, high cost and no auth; wrk on each in turn."""
-    log("request rate: applying the role at cost %d and %d" % (cost, HIGH_COST))
-    default = RoleInstance(res, "bench_rate_")
-    default.apply()
-    high = RoleInstance(res, "bench_cost12_", {"buildset_registry_bcrypt_cost": HIGH_COST})
-    high.apply()
-    for instance, want in ((default, cost), (high, HIGH_COST)):
-        if instance.bcrypt_cost() != want:
-            raise BenchError("htpasswd of %s has cost %d, not %d" % (instance.root, instance.bcrypt_cost(), want))
-    noauth_port = start_noauth(res, default)
-    for i in range(runs):
-        log("request rate run %d/%d" % (i + 1, runs))
-        samples["rate_noauth"].append(wrk_rate(noauth_port, duration))
-        samples["rate_default"].append(wrk_rate(default.push_port, duration, default.basic_auth()))
-        samples["rate_high"].append(wrk_rate(high.push_port, duration, high.basic_auth()))
-    res.remove_containers(NOAUTH["name"])
-    default.remove()
-    high.remove()
+def measure_cold(res, args, samples, tasks):
+    cost = int(role_default("buildset_registry_bcrypt_cost"))
+    before = old_role(res)
+    rounds = args.slow_rounds
+    for i in range(rounds):
+        log("apply round %d/%d: cold apply of this role, of the role at %s, floor.sh" % (i + 1, rounds, BEFORE_FRONT))
+        for key in rotated(["cold_three", "cold_two", "floor"], i):
+            if key == "floor":
+                samples[key].append(run_floor(res, cost))
+                continue
+            if key == "cold_three":
+                instance = RoleInstance(res, "bench_cold_")
+            else:
+                instance = RoleInstance(res, "bench_old_", role_dir=before, front=False)
+            instance.playbook.changed = 1
+            seconds, durations = instance.apply("cold apply (%s)" % key)
+            samples[key].append(seconds)
+            if key == "cold_three":
+                add_tasks(tasks, "main entry point, cold apply", durations)
+            instance.remove()
 
 
-def measure_object_storage(res, runs, samples):
+# --- the entry points against the floor ----------------------------------------------------
+
+
+def wait_for_quiet_use(timeout=300):
+    """Wait until no use_* container of another person's `use` tests runs:
+    they change the same files. Returns what still ran when it gave up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = [n for n in others_running() if n.startswith("use_")]
+        if not busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(2)
+
+
+def measure_entry(res, role, args, samples, tasks, notes):
+    work = res.tempdir("entry")
+    facts_file = os.path.join(work, "facts.json")
+    facts = Playbook(res, "facts", os.path.join(BENCH_DIR, "facts.yml"), [*role.playbook.args, "-e",
+                     "bench_facts_file=" + facts_file])  # fmt: skip
+    facts.run("writing the fact buildset_registry")
+    with open(facts_file) as f:
+        fact = json.load(f)["buildset_registry"]
+    use = os.path.join(BENCH_DIR, "use.yml")
+    plays = {
+        "ping": Playbook(res, "ping", os.path.join(BENCH_DIR, "reference.yml"), ["--tags", "ping"]),
+        "main_rerun": Playbook(res, "main_rerun", role.playbook.path, role.playbook.args, changed=0),
+        "use_first": Playbook(res, "use_first", use, ["-e", "@" + facts_file], changed=1),
+        "use_rerun": Playbook(res, "use_rerun", use, ["-e", "@" + facts_file], changed=0),
+    }
+    labels = {"ping": "one `ping`", "main_rerun": "main entry point, re-run", "use_first": "`use`, first run",
+              "use_rerun": "`use`, re-run"}  # fmt: skip
+    busy = wait_for_quiet_use()
+    if busy:
+        notes.append("another person's `use` tests ran during the entry rounds (%s)" % ", ".join(busy))
+    snap = Snapshot(watched_paths(fact, NAMESPACES, os.path.expanduser("~")))
+    res.snapshots.append(snap)
+    log("entry: snapshot of %d paths and dockerd's mirrors %s" % (len(snap.saved), snap.mirrors))
+    for i in range(args.rounds):
+        log("entry round %d/%d: ping, main re-run, use first run and re-run" % (i + 1, args.rounds))
+        for unit in rotated([["ping"], ["main_rerun"], ["use_first", "use_rerun"]], i):
+            if unit[0] == "use_first":
+                snap.restore()  # a first run: nothing of ours on the machine
+                left = snap.differences()
+                if left:
+                    raise BenchError("the machine's configuration could not be put back: %s" % ", ".join(left))
+            for key in unit:
+                seconds, durations = plays[key].run(key)
+                samples[key].append(seconds)
+                if key in labels:
+                    add_tasks(tasks, labels[key], durations)
+    snap.restore()
+    busy = [n for n in others_running() if n.startswith("use_")]
+    if busy:
+        notes.append("another person's `use` tests were running when the entry rounds ended (%s)" % ", ".join(busy))
+
+
+# --- object storage --------------------------------------------------------------------------
+
+
+def measure_object_storage(res, args, samples):
     """Push and pull the test image through the push endpoint of three role
     instances: data on the filesystem, in the store via s3, via swift."""
-    log("object storage: a one-node Swift and three role instances")
+    log("store: a one-node Swift and three role instances")
     store_dir = res.tempdir("store")
     script = os.path.join(ROLE_DIR, "scripts", "object-store")
     res.stores.append((script, store_dir))
@@ -631,67 +731,166 @@ def measure_object_storage(res, runs, samples):
         instances[kind] = RoleInstance(res, "bench_%s_" % kind, {"buildset_registry_object_storage": store})
     for instance in instances.values():
         instance.apply()
-    for i in range(runs):
-        log("object storage run %d/%d: push and pull (filesystem, s3, swift)" % (i + 1, runs))
-        # A new image each run: skopeo would mount blobs it pushed before
+    for i in range(args.slow_rounds):
+        log("store round %d/%d: push and pull (filesystem, s3, swift)" % (i + 1, args.slow_rounds))
+        # A new image each round: skopeo would mount blobs it pushed before
         # from another repository of the same registry instead of uploading.
-        source = os.path.join(res.tempdir("source"), "image")
-        make_image(source, size=(LAYERS * LAYER_MB) << 20)
-        for kind, instance in instances.items():
-            login = "%s:%s" % (USERNAME, instance.password())
+        source = make_image(os.path.join(res.tempdir("source"), "image"))
+        for kind in rotated(list(instances), i):
+            instance = instances[kind]
             address = "127.0.0.1:%d" % instance.push_port
             ref = "bench/store-%d:1" % i
-            seconds, _ = timed(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-creds", login,
-                                "--dest-cert-dir", instance.cert_dir(), "dir:" + source,
-                                "docker://%s/%s" % (address, ref)])  # fmt: skip
-            samples["push_" + kind].append(seconds)
-            samples["pull_" + kind].append(skopeo_pull(res, address, login, instance.cert_dir(), ref))
+            samples["push_" + kind].append(skopeo_push(source, address, ref, instance.login(), instance.cert_dir()))
+            samples["pull_" + kind].append(skopeo_pull(res, address, ref, instance.login(), instance.cert_dir()))
+        shutil.rmtree(os.path.dirname(source))
     for instance in instances.values():
         instance.remove()
 
 
+# --- report ------------------------------------------------------------------------------------
+
+
+def fmt(value, unit):
+    return ("%.0f" % value) if unit == "req/s" else ("%.2f" % value)
+
+
+def add_tasks(tasks, run_label, durations):
+    table = tasks.setdefault(run_label, {})
+    for name, seconds in durations:
+        table.setdefault(name, []).append(seconds)
+
+
+def render(facts, samples, tasks, args, command, started, load, notes):
+    med = {k: statistics.median(v) for k, v in samples.items() if v}
+    mb = LAYERS * LAYER_MB
+    out = [
+        "# run-buildset-registry benchmark",
+        "",
+        "- Command: `%s`" % command,
+        "- Date: %s (%.0f s)" % (started.strftime("%Y-%m-%d %H:%M UTC"), time.time() - started.timestamp()),
+        "- Machine: %(nproc)s cores, %(cpu)s, kernel %(kernel)s, Docker engine %(docker)s, %(registry)s, "
+        "%(caddy)s, %(ansible)s, Python %(python)s." % facts,
+        "- Load average (1 min) at start %s, at end %s; the engine is shared, other people's tests may run." % load,
+        "- Rounds: %d alternated (the order rotates each round) for the entry and front rows, %d for the "
+        "cold applies and object storage; wrk %s -d%ds, TLS with keep-alive; image: %d layers x %d MB of "
+        "random data, skopeo to/from dir:, a new image for every push."
+        % (args.rounds, args.slow_rounds, " ".join(WRK), args.duration, LAYERS, LAYER_MB),
+    ]
+    out += ["- Note: %s." % note for note in notes]
+    out += [
+        "",
+        "| measurement | median | reference | median | ratio | target | result | ratio per round |",
+        "| --- | ---: | --- | ---: | ---: | --- | --- | --- |",
+    ]
+    for key, label, unit, ref, target in ROWS:
+        if not samples.get(key) or not samples.get(ref):
+            continue
+        ratio = med[key] / med[ref]
+        each = ", ".join("%.2f" % (a / b) for a, b in zip(samples[key], samples[ref]))
+        if target:
+            op, limit = target
+            ok = ratio >= limit if op == ">=" else ratio <= limit
+            target_text, result = "%s %.2fx" % (op, limit), "met" if ok else "**missed**"
+        else:
+            target_text, result = "-", "%+.2f s" % (med[key] - med[ref]) if unit == "s" else "-"
+        out.append(
+            "| %s | %s %s | %s | %s %s | %.2fx | %s | %s | %s |"
+            % (label.format(mb=mb), fmt(med[key], unit), unit, REFERENCES[ref], fmt(med[ref], unit), unit, ratio,
+               target_text, result, each)
+        )  # fmt: skip
+    out += ["", "Samples (seconds, or req/s), in round order:", ""]
+    for key in sorted(samples):
+        if samples[key]:
+            unit = "req/s" if key.startswith("rate") else "s"
+            out.append("- %s: %s" % (key, ", ".join(fmt(v, unit) for v in samples[key])))
+    if tasks:
+        labels = list(tasks)
+        names = list(dict.fromkeys(name for label in labels for name in tasks[label]))
+        out += [
+            "",
+            "Where the time goes, median seconds per task (a task lasts until the next one starts):",
+            "",
+            "| task | %s |" % " | ".join(labels),
+            "| --- |%s" % (" ---: |" * len(labels)),
+        ]
+        for name in names:
+            cells = [("%.2f" % statistics.median(tasks[label][name])) if name in tasks[label] else "-"
+                     for label in labels]  # fmt: skip
+            out.append("| %s | %s |" % (name, " | ".join(cells)))
+    return "\n".join(out) + "\n"
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="alternating runs per measurement (default 3)")
-    parser.add_argument("--quick", action="store_true", help="one run, 2 s of wrk: a smoke test, not a result")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds of the entry and front rows (5)")
+    parser.add_argument("--slow-rounds", type=int, default=3, help="rounds of the cold applies and object storage (3)")
+    parser.add_argument("--quick", action="store_true", help="one round, 2 s of wrk: a smoke test, not a result")
+    parser.add_argument("--only", default=",".join(GROUPS), help="groups to run, of %s (all)" % ", ".join(GROUPS))
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs = 1
+        args.rounds = args.slow_rounds = 1
     args.duration = 2 if args.quick else 5
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    args.groups = [g for g in args.only.split(",") if g]
+    if args.rounds < 1 or args.slow_rounds < 1:
+        parser.error("--rounds and --slow-rounds must be at least 1")
+    if set(args.groups) - set(GROUPS):
+        parser.error("--only takes %s" % ", ".join(GROUPS))
     return args
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    command = "python bench/run.py %s" % shlex.join(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("TOX_ENV_NAME") == "bench":
+        command = "tox -e bench%s" % ((" -- " + shlex.join(sys.argv[1:])) if sys.argv[1:] else "")
     # SIGTERM (tox, CI) ends through the finally below, like Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     res = Resources()
-    started = time.monotonic()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load = [load_average()]
+    notes, failed = [], None
+    samples = {key: [] for key in set(GROUP_OF) | set(REFERENCES)}
+    tasks = {}
     try:
         preflight()
         facts = machine_facts()
-        cost = int(role_default("buildset_registry_bcrypt_cost"))
-        log("stand-in upstream and a %d MB test image" % (LAYERS * LAYER_MB))
         start_upstream(res)
-        push_pull_image(res)
-        samples = {key: [] for key, _, _ in ROWS}
-        tasks = {"cold": {}, "rerun": {}}
-        measure_apply_and_pulls(res, args.runs, cost, samples, tasks)
-        measure_rates(res, args.runs, args.duration, cost, samples)
-        measure_object_storage(res, args.runs, samples)
-        report = render(facts, samples, tasks, args.runs, args.duration, cost)
+        if set(args.groups) & {"entry", "front"}:
+            log("applying the role (bench_role_*)")
+            role = RoleInstance(res, "bench_role_")
+            role.apply()
+            if "entry" in args.groups:
+                measure_entry(res, role, args, samples, tasks, notes)
+            if "front" in args.groups:
+                measure_front(res, role, args, samples)
+            role.remove()
+        if "apply" in args.groups:
+            measure_cold(res, args, samples, tasks)
+        if "store" in args.groups:
+            measure_object_storage(res, args, samples)
+        others = others_running()
+        if others:
+            notes.append("other containers on the engine at the end: %s" % ", ".join(others))
     except BenchError as e:
-        print("\n" + "=" * 72 + "\nBENCHMARK FAILED: %s\n" % e + "=" * 72, file=sys.stderr)
-        return 1
+        failed = e
     finally:
-        res.cleanup()
+        problems = res.cleanup()
+    if failed:
+        print("\n" + "=" * 72 + "\nBENCHMARK FAILED: %s\n" % failed + "=" * 72, file=sys.stderr)
+        return 1
+    if problems:
+        print("BENCHMARK FAILED to put the machine back: %s" % "; ".join(problems), file=sys.stderr)
+        return 1
+    load.append(load_average())
+    report = render(facts, samples, tasks, args, command, started, tuple(load), notes)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         f.write(report)
     print(report)
-    log("wrote %s in %.0f s" % (os.path.relpath(RESULTS), time.monotonic() - started))
+    log("wrote %s" % os.path.relpath(RESULTS))
     return 0
 
 
