@@ -3,7 +3,7 @@ put back, for bench/run.py and bench/profile.py.
 
 The paths come from the use module's own planner (every file each client
 family would get for the given facts, and the directories made for them),
-plus its state file and /etc/hosts; dockerd's running mirrors are put back
+plus its state file; dockerd's running mirrors are put back
 with a SIGHUP, as tests/integration/use_fixtures.py does.
 """
 
@@ -20,14 +20,16 @@ PID_FILE = "/var/run/docker.pid"
 
 
 def watched_paths(facts, namespaces, home):
-    """Every file and directory `use` may touch for these facts, outermost first."""
+    """Every file and directory `use` may touch for these facts."""
     from ansible.module_utils.buildset_registry.use import entry
     from ansible.module_utils.buildset_registry.use.inputs import validate
     from ansible.module_utils.buildset_registry.use.state import new_state
 
     wanted = validate(facts, namespaces)
     found = {"docker": True, "containers": True, "containerd": True}
-    paths = [entry.HOSTS, entry.STATE_DIR, entry.STATE_FILE]
+    # /etc/hosts only when `use` writes it (facts with addresses): other
+    # people's tests keep their own lines there while they run.
+    paths = [entry.STATE_DIR, entry.STATE_FILE]
     for target in entry.build_targets(wanted, found, home, None, new_state(), read=lambda path: (None, None)):
         paths += [d for d, _ in target.dirs] + [target.path]
     return list(dict.fromkeys(paths))
