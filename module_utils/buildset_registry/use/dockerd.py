@@ -11,7 +11,6 @@ was, which is why `absent` may first write an empty list.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -86,30 +85,39 @@ def find():
     return None
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=5):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
+def _get(path, sock_path, timeout=5):
+    """(status, body) of GET path from the API on a unix socket, in HTTP/1.0:
+    one request, the body until the engine closes the connection. (The
+    standard library's http.client would first import the email package,
+    for every run of the module.)"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(sock_path)
+        sock.sendall(b"GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" % path.encode("ascii"))
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    head, sep, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = head.split(None, 2)[1:2]
+    if not sep or not status or not status[0].isdigit():
+        raise ValueError("not an HTTP answer")
+    if b"transfer-encoding: chunked" in head.lower():
+        raise ValueError("a chunked answer to an HTTP/1.0 request")
+    return int(status[0]), body
 
 
 def running_mirrors(sock):
     """The mirrors dockerd runs with (GET /info), or None when it does not answer."""
-    conn = _UnixConnection(sock)
     try:
-        conn.request("GET", "/info")
-        response = conn.getresponse()
-        if response.status != 200:
+        status, body = _get("/info", sock)
+        if status != 200:
             return None
-        mirrors = json.loads(response.read()).get("RegistryConfig", {}).get("Mirrors") or []
-    except (OSError, ValueError, http.client.HTTPException):
+        mirrors = json.loads(body).get("RegistryConfig", {}).get("Mirrors") or []
+    except (OSError, ValueError, AttributeError):
         return None
-    finally:
-        conn.close()
     return [m.rstrip("/") for m in mirrors]
 
 
