@@ -156,6 +156,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--before", default=BEFORE_CUTS)
+    parser.add_argument("--main-only", action="store_true", help="the main entry point and ping only")
     args = parser.parse_args(argv)
     res = bench.Resources()
     try:
@@ -191,7 +192,8 @@ def main(argv=None):
             plays["use re-run, " + version] = (use, vars_, 0)
         parts, payloads = {}, {}
         units = [[k] for k in plays if not k.startswith("use")]
-        units += [["use first run, " + v, "use re-run, " + v] for v in roles]
+        if not args.main_only:
+            units += [["use first run, " + v, "use re-run, " + v] for v in roles]
         for i in range(args.rounds):
             bench.log("profile round %d/%d" % (i + 1, args.rounds))
             for unit in bench.rotated(units, i):
@@ -206,6 +208,8 @@ def main(argv=None):
         snap.restore()
         splits = {}
         for key, payload in payloads.items():
+            if key.startswith("use") and args.main_only:
+                continue
             if key.startswith("use first") or not os.path.exists(payload):
                 continue
             if key.startswith("use re-run"):
