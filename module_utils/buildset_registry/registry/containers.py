@@ -198,12 +198,16 @@ def _present(engine, params, pre, check_mode, outcome):
     hashed, tokens = front_login(params, paths, check_mode)
     endpoints = endpoint_list(params, paths, hashed, tokens)
     outcome.data.update(image_ids=dict(pre.image_ids), images_pulled=list(pre.pulled))
-
     served_text = read_optional(paths["served_state"])
-    served = parse_served_state(served_text)
     on_disk = {e.config_path: _text(read_optional(e.config_path)) for e in endpoints}
-    plans = plan_endpoints(endpoints, pre.image_ids, pre.found, served, contents, on_disk)
+    plans = plan_endpoints(endpoints, pre.image_ids, pre.found, parse_served_state(served_text), contents, on_disk)
+    _report(plans, pre, outcome)
+    if not check_mode:
+        _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome)
 
+
+def _report(plans, pre, outcome):
+    """What each container's plan says, as the result, reasons and diff."""
     for item in plans:
         outcome.data["containers"][item.kind] = item.report()
         outcome.reasons += item.reasons
@@ -212,9 +216,10 @@ def _present(engine, params, pre, check_mode, outcome):
         outcome.after += "%s container %s: %s\n" % (item.kind, item.name, item.action)
     outcome.reasons[:0] = ["image %s pulled" % image for image in pre.pulled]
     outcome.changed |= bool(pre.pulled) or any(p.action != "unchanged" or p.stale_config for p in plans)
-    if check_mode:
-        return
 
+
+def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome):
+    """Carry the plans out, record what each container loaded, wait until all answer."""
     # Made here, not by the engine: Podman refuses a missing bind source,
     # and Docker would make it root-owned 0755.
     ensure_dirs(sorted({d for kind in REGISTRY_KINDS if (d := storage.data_dir(kind, params, paths))}))
@@ -222,11 +227,11 @@ def _present(engine, params, pre, check_mode, outcome):
     for item in started:
         outcome.data["containers"][item.kind]["id"] = item.id
     digests = {p.name: p.served_digest for p in plans}
+    served = parse_served_state(served_text)
     served.update({item.name: {"id": item.id, "files": digests[item.name]} for item in started})
     new_served = render_served_state(served)
     if new_served.encode("utf-8") != served_text:
         write_file(paths["served_state"], new_served, PRIVATE)
-
     by_name = {p.name: p.endpoint for p in plans}
 
     def fail(item, what, check, last):
