@@ -439,3 +439,30 @@ def test_a_front_image_without_caddy_fails_naming_the_variable_and_leaves_no_fro
     assert docker("inspect", front).returncode != 0, "the front that cannot start was left behind"
     # With the right image, the same root comes up.
     registry.apply_ok()
+
+
+def test_ctr_and_podman_pull_without_credentials_only_with_anonymous_pull(one, anonymous, tmp_path):
+    """ctr asks for its token with a POST first (404 here), then a GET
+    without credentials; podman follows the challenge the same way."""
+    _, facts, c, image = anonymous
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+    (tmp_path / "no-auth.json").write_text("{}")
+    env = {**os.environ, "CONTAINERS_CONF": str(conf), "REGISTRY_AUTH_FILE": str(tmp_path / "no-auth.json")}
+    cases = ((c, "buildset/anon:1", image.digest, True), (one.c, SHADOWED, one.shadow.digest, False))
+    try:
+        for clients, ref, digest, anonymous_on in cases:
+            full = f"{clients.addresses['proxy']}/{ref}"
+            hosts = hosts_dir(tmp_path / f"hosts-{anonymous_on}", clients.addresses["proxy"], clients.ca)
+            pulled = ctr("image", "pull", "--hosts-dir", hosts, full, timeout=120)
+            assert (pulled.returncode == 0) is anonymous_on, pulled.output
+            if anonymous_on:
+                assert ctr.digest(full) == digest
+            podman = run(["podman", "pull", "-q", "--cert-dir", str(clients.cert_dir), full], env=env, timeout=180)
+            assert (podman.returncode == 0) is anonymous_on, podman.stderr
+            if anonymous_on:
+                inspect = run(["podman", "image", "inspect", "-f", "{{.Digest}}", full], env=env)
+                assert inspect.stdout.strip() == digest
+    finally:
+        ctr.cleanup()
+        run(["podman", "rmi", "-f", f"{c.addresses['proxy']}/buildset/anon:1"], env=env)
