@@ -18,7 +18,6 @@ standard library's HTTP client on that socket, with the same answers.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import importlib.util
 import json
 import os
@@ -28,9 +27,9 @@ import sys
 import time
 from urllib.parse import quote, urlencode
 
+from ansible.module_utils.buildset_registry.common import http10
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.options import DEFAULT_DOCKER_HOST
-from ansible.module_utils.buildset_registry.registry.ready import UnixHTTPConnection
 
 # The docker SDK's import spec, None when it is not installed (the modules
 # report that with missing_required_lib); _sdk() imports it.
@@ -145,39 +144,28 @@ class EngineReadError(Exception):
 
 
 class EngineReader:
-    """GETs of the engine's API over its unix socket, standard library only.
+    """GETs of the engine's API over its unix socket, standard library only
+    (common/http10: one HTTP/1.0 request per connection).
 
     Unversioned paths: Docker and Podman answer them at their current API
-    version, as the SDK's version="auto" does. One connection, kept alive.
+    version, as the SDK's version="auto" does.
     """
 
     def __init__(self, path, timeout=API_TIMEOUT):
         self.path = path
         self.timeout = timeout
-        self.conn = None
 
     def request(self, path, query=None, missing_ok=False):
         """The answer's body (bytes); None on a 404 when missing_ok."""
         url = path + ("?" + urlencode(query) if query else "")
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = UnixHTTPConnection(self.path, self.timeout)
-            try:
-                self.conn.request("GET", url)
-                response = self.conn.getresponse()
-                body = response.read()
-                break
-            except (OSError, http.client.HTTPException) as e:
-                self.close()
-                # A kept-alive connection the engine closed meanwhile: once more.
-                if attempt or not isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError)):
-                    raise EngineReadError("GET %s: %s" % (path, root_cause(e))) from e
-        if response.status == 404 and missing_ok:
+        try:
+            status, body = http10.get(url, unix=self.path, timeout=self.timeout)
+        except (OSError, ValueError) as e:
+            raise EngineReadError("GET %s: %s" % (path, root_cause(e))) from e
+        if status == 404 and missing_ok:
             return None
-        if not 200 <= response.status < 300:
-            raise EngineReadError(
-                "GET %s: %d %s" % (path, response.status, body.decode("utf-8", "replace").strip()[:300])
-            )
+        if not 200 <= status < 300:
+            raise EngineReadError("GET %s: %d %s" % (path, status, body.decode("utf-8", "replace").strip()[:300]))
         return body
 
     def get(self, path, query=None, missing_ok=False):
@@ -189,11 +177,6 @@ class EngineReader:
             return json.loads(body)
         except ValueError as e:
             raise EngineReadError("GET %s: the answer is not JSON" % path) from e
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
 
 class Engine:
@@ -220,11 +203,8 @@ class Engine:
         try:
             reader.request("/_ping")
         except EngineReadError as e:
-            reader.close()
             raise _unreachable(url, e) from e
         reader.timeout = API_TIMEOUT
-        if reader.conn is not None and reader.conn.sock is not None:
-            reader.conn.sock.settimeout(API_TIMEOUT)
         return cls(None, url, reader)
 
     @property
@@ -235,8 +215,6 @@ class Engine:
         return self._client
 
     def close(self):
-        if self.reader is not None:
-            self.reader.close()
         if self._client is not None:
             self._client.close()
 

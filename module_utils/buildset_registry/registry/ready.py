@@ -11,12 +11,13 @@ for the error to raise.
 from __future__ import annotations
 
 import errno
-import http.client
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass
+
+from ansible.module_utils.buildset_registry.common import http10
 
 POLL_INTERVAL = 0.025
 INSPECT_INTERVAL = 0.5
@@ -52,24 +53,6 @@ class Started:
     restarts: int = None
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket: abstract ("@NAME") or a path."""
-
-    def __init__(self, name, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_name = name
-
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect("\0" + self.socket_name[1:] if self.socket_name.startswith("@") else self.socket_name)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 def port_free(port):
     """(True, None) when a registry could listen on :port, (False, cause) when
     another socket holds it, (None, cause) when this cannot be told."""
@@ -102,19 +85,12 @@ def tls_context(cafile):
 
 def request(check, context, timeout=2.0):
     """(HTTP status, body start) of check's request, or (None, the error as text)."""
-    if check.socket:
-        conn = UnixHTTPConnection(check.socket, timeout)
-    else:
-        conn = http.client.HTTPSConnection("127.0.0.1", check.port, context=context, timeout=timeout)
-    headers = {"Authorization": check.authorization} if check.authorization else {}
+    headers = {"Authorization": check.authorization} if check.authorization else None
     try:
-        conn.request("GET", check.path, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read(300).decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as e:
+        status, body = http10.get(check.path, check.socket, check.port, context, headers, timeout)
+    except (OSError, ValueError) as e:
         return None, "%s: %s" % (type(e).__name__, e)
-    finally:
-        conn.close()
+    return status, body[:300].decode("utf-8", "replace")
 
 
 def probe(check, context, timeout=2.0):

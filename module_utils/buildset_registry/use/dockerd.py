@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass
+
+from ansible.module_utils.buildset_registry.common import http10
 
 PID_FILES = ("/var/run/docker.pid", "/run/docker.pid")
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
@@ -85,34 +86,10 @@ def find():
     return None
 
 
-def _get(path, sock_path, timeout=5):
-    """(status, body) of GET path from the API on a unix socket, in HTTP/1.0:
-    one request, the body until the engine closes the connection. (The
-    standard library's http.client would first import the email package,
-    for every run of the module.)"""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(sock_path)
-        sock.sendall(b"GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" % path.encode("ascii"))
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    head, sep, body = b"".join(chunks).partition(b"\r\n\r\n")
-    status = head.split(None, 2)[1:2]
-    if not sep or not status or not status[0].isdigit():
-        raise ValueError("not an HTTP answer")
-    if b"transfer-encoding: chunked" in head.lower():
-        raise ValueError("a chunked answer to an HTTP/1.0 request")
-    return int(status[0]), body
-
-
 def running_mirrors(sock):
     """The mirrors dockerd runs with (GET /info), or None when it does not answer."""
     try:
-        status, body = _get("/info", sock)
+        status, body = http10.get("/info", unix=sock)
         if status != 200:
             return None
         mirrors = json.loads(body).get("RegistryConfig", {}).get("Mirrors") or []
