@@ -24,8 +24,11 @@ the median of each, their ratio, the target and whether the run met it.
 - entry (issue 16): one-`ping` playbook (the floor), the main entry point's
   re-run (include_role with the registry up, changed=0), the `use` entry
   point's first run (files written, dockerd reloaded) and re-run
-  (changed=0). Every file `use` touches and dockerd's mirrors are
-  snapshotted before and put back after each first run and at the end.
+  (changed=0), and each entry point's shell: a copy of the role whose
+  modules only check their options and return (role_shell()), the part of
+  a re-run that is Ansible's whatever the modules do. Every file `use`
+  touches and dockerd's mirrors are snapshotted before and put back after
+  each first run and at the end.
 - store: push and pull of the 60 MB image through the push endpoint with
   the data on the filesystem, in a one-node Swift (scripts/object-store)
   through the s3 driver and through the swift driver; informational.
@@ -77,6 +80,7 @@ import ansible.module_utils  # noqa: E402
 # The role's module_utils, imported as Ansible ships them (as tests/conftest.py does).
 ansible.module_utils.__path__.append(os.path.join(ROLE_DIR, "module_utils"))
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS, layout  # noqa: E402, I001
+from ansible.module_utils.buildset_registry.common.options import role_spec, use_spec  # noqa: E402
 from ansible.module_utils.buildset_registry.registry import front  # noqa: E402
 
 # bench/machine.py
@@ -120,6 +124,10 @@ ROWS = [
     ("main_rerun", "Main entry point re-run (include_role, registry up, changed=0)", "s", "ping", ("<=", 1.2)),
     ("use_rerun", "`use` re-run (changed=0)", "s", "ping", ("<=", 1.2)),
     ("use_first", "`use` first run (files written, dockerd reloaded)", "s", "ping", ("<=", 1.5)),
+    ("main_shell", "The main entry point's shell re-run ({shell})", "s", "ping", None),
+    ("main_rerun", "Main entry point re-run", "s", "main_shell", None),
+    ("use_shell", "The `use` entry point's shell re-run ({shell})", "s", "ping", None),
+    ("use_rerun", "`use` re-run", "s", "use_shell", None),
     ("cold_three", "Main entry point cold apply", "s", "floor", None),
     ("push_s3", "Push of {mb} MB through the push endpoint, s3 driver", "s", "push_fs", None),
     ("push_swift", "Push of {mb} MB through the push endpoint, swift driver", "s", "push_fs", None),
@@ -132,6 +140,8 @@ REFERENCES = {
     "push_straight": "straight to a registry:2 on the same data, same cert",
     "cold_two": "the role at %s (two containers)" % BEFORE_FRONT,
     "ping": "one-`ping` playbook",
+    "main_shell": "its shell",
+    "use_shell": "its shell",
     "floor": "floor.sh: the same work as bare commands",
     "push_fs": "filesystem",
     "pull_fs": "filesystem",
@@ -145,6 +155,8 @@ GROUP_OF = {
     "main_rerun": "entry",
     "use_rerun": "entry",
     "use_first": "entry",
+    "main_shell": "entry",
+    "use_shell": "entry",
     "push_s3": "store",
     "push_swift": "store",
     "pull_s3": "store",
@@ -659,6 +671,47 @@ def measure_cold(res, args, samples, tasks):
 # --- the entry points against the floor ----------------------------------------------------
 
 
+SHELL = "the role with modules that only check their options and return"
+SHELL_MODULE = """#!/usr/bin/python
+# The shell of the role's module for bench/run.py: checks its options as
+# the module does, then returns what a re-run returns, without doing anything.
+from ansible.module_utils.basic import AnsibleModule
+
+SPEC = %r
+FACTS = %r
+
+
+def main():
+    module = AnsibleModule(argument_spec=SPEC, supports_check_mode=True)
+    module.exit_json(changed=False, ansible_facts=FACTS)
+
+
+main()
+"""
+
+
+def role_shell(res, fact):
+    """A copy of the role whose modules do nothing: what every re-run of
+    the entry points costs in Ansible (include_role, the argument spec
+    check, the module task with its arguments, the skipped Zuul include)
+    whatever the modules do. Its playbooks are bench/'s, in its bench/."""
+    shell = res.tempdir("shell")
+    for part in ("tasks", "meta", "defaults"):
+        shutil.copytree(os.path.join(ROLE_DIR, part), os.path.join(shell, part))
+    os.makedirs(os.path.join(shell, "bench"))
+    for playbook in ("apply.yml", "use.yml"):
+        shutil.copy(os.path.join(BENCH_DIR, playbook), os.path.join(shell, "bench", playbook))
+    os.makedirs(os.path.join(shell, "library"))
+    modules = {
+        "buildset_registry": (role_spec(), {"buildset_registry": fact}),
+        "buildset_registry_use": (use_spec(), {}),
+    }
+    for name, (spec, facts) in modules.items():
+        with open(os.path.join(shell, "library", name + ".py"), "w") as f:
+            f.write(SHELL_MODULE % (spec, facts))
+    return shell
+
+
 def use_busy():
     """Containers of another person's `use` tests: they change the same files."""
     return [n for n in others_running() if n.startswith("use_")]
@@ -687,14 +740,21 @@ def measure_entry(res, role, args, samples, tasks, notes):
     with open(facts_file) as f:
         fact = json.load(f)["buildset_registry"]
     use = os.path.join(BENCH_DIR, "use.yml")
+    shell = role_shell(res, fact)
     plays = {
+        "main_shell": Playbook(
+            res, "main_shell", os.path.join(shell, "bench", "apply.yml"), role.playbook.args, changed=0
+        ),
+        "use_shell": Playbook(
+            res, "use_shell", os.path.join(shell, "bench", "use.yml"), ["-e", "@" + facts_file], changed=0
+        ),
         "ping": Playbook(res, "ping", os.path.join(BENCH_DIR, "reference.yml"), ["--tags", "ping"]),
         "main_rerun": Playbook(res, "main_rerun", role.playbook.path, role.playbook.args, changed=0),
         "use_first": Playbook(res, "use_first", use, ["-e", "@" + facts_file], changed=1),
         "use_rerun": Playbook(res, "use_rerun", use, ["-e", "@" + facts_file], changed=0),
     }
-    labels = {"ping": "one `ping`", "main_rerun": "main entry point, re-run", "use_first": "`use`, first run",
-              "use_rerun": "`use`, re-run"}  # fmt: skip
+    labels = {"ping": "one `ping`", "main_rerun": "main entry point, re-run", "main_shell": "its shell",
+              "use_first": "`use`, first run", "use_rerun": "`use`, re-run", "use_shell": "`use`'s shell"}  # fmt: skip
     # The snapshot is taken, and every `use` round run, while no other `use`
     # test runs: a round another one overlapped is measured again.
     wait_for_quiet_use()
@@ -703,8 +763,8 @@ def measure_entry(res, role, args, samples, tasks, notes):
     log("entry: snapshot of %d paths and dockerd's mirrors %s" % (len(snap.saved), snap.mirrors))
     retried = 0
     for i in range(args.rounds):
-        log("entry round %d/%d: ping, main re-run, use first run and re-run" % (i + 1, args.rounds))
-        for unit in rotated([["ping"], ["main_rerun"], ["use_first", "use_rerun"]], i):
+        log("entry round %d/%d: ping, each entry point and its shell" % (i + 1, args.rounds))
+        for unit in rotated([["ping"], ["main_rerun"], ["main_shell"], ["use_first", "use_rerun"], ["use_shell"]], i):
             if unit[0] != "use_first":
                 seconds, durations = plays[unit[0]].run(unit[0])
                 samples[unit[0]].append(seconds)
@@ -833,8 +893,8 @@ def render(facts, samples, tasks, args, command, started, load, notes):
             target_text, result = "-", "%+.2f s" % (med[key] - med[ref]) if unit == "s" else "-"
         out.append(
             "| %s | %s %s | %s | %s %s | %.2fx | %.2fx | %s | %s | %s |"
-            % (label.format(mb=mb), fmt(med[key], unit), unit, REFERENCES[ref], fmt(med[ref], unit), unit, ratio,
-               paired, target_text, result, ", ".join("%.2f" % r for r in rounds))
+            % (label.format(mb=mb, shell=SHELL), fmt(med[key], unit), unit, REFERENCES[ref], fmt(med[ref], unit), unit,
+               ratio, paired, target_text, result, ", ".join("%.2f" % r for r in rounds))
         )  # fmt: skip
     out += ["", "Samples (seconds, or req/s), in round order:", ""]
     for key in sorted(samples):
