@@ -11,8 +11,8 @@ The SDK is imported only when the engine is asked to change something
 (pull, create, start, restart, remove) or to give a log: importing it
 (requests, urllib3) costs more than a re-run's whole work. Over a unix
 socket, the reads a re-run makes (is the engine there, which containers,
-which image IDs, a container's state) go through EngineReader, the
-standard library's HTTP client on that socket, with the same answers.
+which image IDs, a container's state) go through EngineReader, one
+HTTP/1.0 GET each on that socket (common/http10.py), with the same answers.
 """
 
 from __future__ import annotations
