@@ -147,7 +147,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Run the proxy and push endpoints of the buildset registry
+- name: Run the buildset registry's containers
   buildset_registry_containers:
     root: /var/lib/buildset_registry
     host: 192.0.2.10

@@ -21,8 +21,6 @@ from ansible.module_utils.buildset_registry.common.layout import file_mode, layo
 from ansible.module_utils.buildset_registry.registry.cert_check import (  # noqa: F401
     CERT_MODE,
     KEY_MODE,
-    LOCAL_NAMES,
-    check_days,
     classify_name,
     diff_text,
     requested_sans,

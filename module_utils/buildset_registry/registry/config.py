@@ -16,7 +16,7 @@ import re
 
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA
 
-KINDS = ("push", "proxy")
+REGISTRY_KINDS = ("push", "proxy")
 
 
 def registry_config(kind, socket, remote_url=None, username="", password="", storage=None, http_secret=""):
@@ -27,8 +27,8 @@ def registry_config(kind, socket, remote_url=None, username="", password="", sto
     storage the storage driver section (default: the filesystem at
     CONTAINER_DATA), http_secret the registry's http.secret (default: none).
     """
-    if kind not in KINDS:
-        raise ValueError("kind must be one of %s, not %r" % (", ".join(KINDS), kind))
+    if kind not in REGISTRY_KINDS:
+        raise ValueError("kind must be one of %s, not %r" % (", ".join(REGISTRY_KINDS), kind))
     config = {
         "version": "0.1",
         "log": {"fields": {"service": "registry", "endpoint": kind}},

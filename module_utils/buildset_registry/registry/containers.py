@@ -24,6 +24,7 @@ from ansible.module_utils.buildset_registry.registry import storage
 from ansible.module_utils.buildset_registry.registry.endpoints import (
     KINDS,
     REGISTRY_KINDS,
+    SERVED_FILES,
     container_names,
     endpoint_list,
     registry_endpoint,
@@ -37,7 +38,6 @@ from ansible.module_utils.buildset_registry.registry.served import parse_served_
 
 PRIVATE = 0o600
 _URL = re.compile(r"^https?://[^/\s?#]+(/\S*)?$")
-SERVED_FILES = ("cert", "key")
 CHECK_MODE_HASH = "$2y$04$" + "." * 53
 
 

@@ -28,10 +28,11 @@ from ansible.module_utils.buildset_registry.common.layout import (
 )
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import front, storage
-from ansible.module_utils.buildset_registry.registry.config import render_config
+from ansible.module_utils.buildset_registry.registry.config import REGISTRY_KINDS, render_config
 
-KINDS = ("push", "proxy", "front")
-REGISTRY_KINDS = ("push", "proxy")
+KINDS = (*REGISTRY_KINDS, "front")
+# The files under the root the front reads only at start (layout() names).
+SERVED_FILES = ("cert", "key")
 # Abstract socket names hold at most 107 bytes.
 _SOCKET_MAX = 100
 
@@ -54,11 +55,6 @@ class Endpoint:
     binds: tuple  # more binds, "SRC:DST:MODE"
     served: tuple  # layout() names of files it reads only at start
     option: str  # the option a failure to start is about
-
-    @property
-    def port(self):
-        """Its first public port (None for a registry behind the front)."""
-        return self.ports[0][1] if self.ports else None
 
 
 def socket_name(root, kind):
@@ -131,7 +127,7 @@ def front_endpoint(params, paths, password_hash, tokens):
         entrypoint=("caddy",),
         command=("run", "--config", CONTAINER_FRONT_CONFIG),
         binds=("%s:%s:ro" % (paths["certs_dir"], CONTAINER_CERTS),),
-        served=("cert", "key"),
+        served=SERVED_FILES,
         option="front_image",
     )
 

@@ -278,7 +278,7 @@ class Engine:
         )
 
     def find(self, names):
-        """name -> {"id", "status", "spec_hash", "port"} for those of names that exist (one API call)."""
+        """name -> {"id", "status", "spec_hash", "ports"} for those of names that exist (one API call)."""
         # Docker matches the name with its leading slash, Podman without.
         filters = {"name": ["^/?%s$" % re.escape(name) for name in names]}
         if self.reader is not None:

@@ -8,7 +8,7 @@ itself, so the role runs this once instead of the three part modules
 (buildset_registry_cert, _htpasswd and _containers, which stay available on
 their own). It validates every input and connects and preflights once,
 changing nothing until every input is checked, the engine answers, the
-image is here and both ports are free; then each part takes what was found.
+images are here and both ports are free; then each part takes what was found.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Started:
 
 
 def port_free(port):
-    """(True, None) when a registry could listen on :port, (False, cause) when
+    """(True, None) when the front could listen on :port, (False, cause) when
     another socket holds it, (None, cause) when this cannot be told."""
     for family, addr in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
         try:
@@ -62,7 +62,7 @@ def port_free(port):
         except OSError:
             continue  # no IPv6 on this host
         try:
-            # The registry (Go) listens with SO_REUSEADDR: TIME_WAIT is no conflict.
+            # The front (Go) listens with SO_REUSEADDR: TIME_WAIT is no conflict.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
