@@ -56,7 +56,7 @@ options:
         names (C(quay.io), C(registry.example.com:5000)): lowercase, no
         scheme, no path, each once."
       - C(docker.io) goes through every endpoint of O(registry.mirrors);
-        any other namespace N through the push endpoint's repository prefix
+        any other namespace N through the first mirror's repository prefix
         C(N) (a port's colon written as C(_)), then N itself.
     type: list
     elements: str

@@ -9,7 +9,7 @@ with config_path) need, in its hosts directory /etc/containerd/certs.d:
   pull order before N's own server.
 
 As measured with containerd 1.6.20: a host URL's path replaces the default
-/v2 only with override_path = true, so the push endpoint's path for a
+/v2 only with override_path = true, so the first mirror's path for a
 namespace is written as https://E/v2/PATH. Credentials go in as a static
 Authorization header: the files are 0600.
 

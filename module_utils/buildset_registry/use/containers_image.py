@@ -49,7 +49,7 @@ def auth_path(home):
 def registries_conf(wanted):
     """The drop-in: per namespace, the buildset's endpoints first, then the
     namespace itself (its location). The proxy caches docker.io only, so
-    other namespaces get the push endpoint's path for them."""
+    other namespaces get the first mirror's path for them (pushed images only)."""
     out = ["# Written by run-buildset-registry (tasks_from: use); buildset_registry_state: absent removes it.\n"]
     for ns in wanted.namespaces:
         mirrors = wanted.mirrors if ns == DOCKER_IO else [wanted.push_path(ns)]

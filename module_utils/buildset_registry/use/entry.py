@@ -11,7 +11,6 @@ that is not JSON or a dockerd that could not take our mirrors fail first.
 
 from __future__ import annotations
 
-import base64
 import copy
 import os
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ansible.module_utils.buildset_registry.use import dockerd as dockerd
 from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
 from ansible.module_utils.buildset_registry.use import node as node
 from ansible.module_utils.buildset_registry.use import state as records
-from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO, validate
+from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO, basic_auth, validate
 from ansible.module_utils.buildset_registry.use.node import read
 
 STATE_DIR = "/var/lib/buildset-registry"
@@ -173,8 +172,8 @@ def secrets(params):
     if not isinstance(registry, dict) or not registry.get("password"):
         return []
     password = str(registry["password"])
-    pair = "%s:%s" % (registry.get("username", ""), password)
-    return [password, pair, base64.b64encode(pair.encode()).decode()]
+    username = registry.get("username", "")
+    return [password, "%s:%s" % (username, password), basic_auth(username, password)]
 
 
 def _home(home, present):

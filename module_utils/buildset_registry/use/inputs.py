@@ -30,7 +30,6 @@ class Wanted:
     """What the node should use, derived from valid input."""
 
     endpoints: list  # host:port of every endpoint (certs and credentials for each)
-    push: str  # host:port that serves pushed images of other namespaces: the first mirror
     mirrors: list  # host:port in pull order (one: the registry's one endpoint)
     cert: str
     auth: str  # base64 of username:password, as docker's config.json holds it
@@ -38,6 +37,11 @@ class Wanted:
     addresses: dict = field(default_factory=dict)  # host name -> IP address for /etc/hosts
     # Reads need no login: dockerd gets no credentials under Docker Hub's key.
     anonymous_pull: bool = False
+
+    @property
+    def push(self):
+        """host:port that serves pushed images of other namespaces: the first mirror."""
+        return self.mirrors[0]
 
     def push_path(self, namespace):
         """The repository prefix that shadows namespace
@@ -174,12 +178,18 @@ def _check_addresses(addresses):
             raise RegistryError("registry", "{registry}.addresses: %r is not a host name", name)
 
 
+def basic_auth(username, password):
+    """base64 of username:password, as docker's config.json holds it (and
+    as entry.secrets() masks it)."""
+    return base64.b64encode(("%s:%s" % (username, password)).encode()).decode()
+
+
 def validate(registry, namespaces):
     """Check the fact and the namespaces; return a Wanted. Changes nothing."""
     _check_fact(registry)
-    push = "%s:%d" % (registry["push_host"], _port(registry["push_port"]))
+    push_only = "%s:%d" % (registry["push_host"], _port(registry["push_port"]))
     one = "%s:%d" % (registry["host"], _port(registry["port"]))
-    endpoints = list(dict.fromkeys([push, one]))
+    endpoints = list(dict.fromkeys([push_only, one]))
     mirrors = registry["mirrors"]
     _check_mirrors(mirrors, endpoints)
     addresses = registry.get("addresses") or {}
@@ -187,13 +197,11 @@ def validate(registry, namespaces):
     check_namespaces(namespaces)
     for ns in set(namespaces) & set(endpoints):
         raise RegistryError("namespaces", "{namespaces}: %r is the buildset registry itself; leave it out", ns)
-    auth = base64.b64encode(("%s:%s" % (registry["username"], registry["password"])).encode()).decode()
     return Wanted(
         endpoints=endpoints,
-        push=mirrors[0],
         mirrors=list(mirrors),
         cert=str(registry["cert"]),
-        auth=auth,
+        auth=basic_auth(registry["username"], registry["password"]),
         namespaces=list(namespaces),
         addresses=dict(addresses),
         anonymous_pull=registry.get("anonymous_pull", False),
