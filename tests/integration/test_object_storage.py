@@ -21,10 +21,12 @@ def inspect(name):
     return proc.stdout
 
 
-def test_s3_separate_mode_push_pull_prefixes_and_no_secrets(registry, upstream, object_store, tmp_path):  # noqa: F811
+def test_s3_pushed_data_and_the_proxy_cache_under_their_prefixes_and_no_secrets(
+    registry, upstream, object_store, tmp_path
+):  # noqa: F811
     bucket = f"s3-{uuid.uuid4().hex[:8]}"
     store = {"s3": object_store.s3(bucket, "/buildset")}
-    extra = {"buildset_registry_object_storage": store, "buildset_registry_storage_mode": "separate"}
+    extra = {"buildset_registry_object_storage": store}
     proc, facts = registry.apply_ok(extra, verbosity=3)
     # The store's secret key never shows: not in -vvv output, not in the containers.
     assert KEY not in proc.output

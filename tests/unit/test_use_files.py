@@ -155,7 +155,7 @@ def test_registries_conf_drop_in_lists_each_namespace_with_its_mirrors_then_itse
     }
 
 
-def test_shared_mode_drop_in_has_the_proxy_alone_for_docker_io():
+def test_a_fact_with_one_mirror_gives_docker_io_that_mirror_alone():
     conf = tomllib.loads(containers.registries_conf(wanted(mirrors=[PROXY])).decode())
     assert conf["registry"][0]["mirror"] == [{"location": PROXY}]
 

@@ -26,7 +26,7 @@ def test_a_whole_fact_gives_endpoints_mirrors_and_credentials():
     assert wanted.push_path("registry.example.com:5000") == "registry.example.org:5001/registry.example.com_5000"
 
 
-def test_shared_mode_mirrors_are_the_proxy_alone():
+def test_a_fact_with_one_mirror_pulls_through_it_alone():
     wanted = validate(use_fact(mirrors=["registry.example.org:5000"]), ["docker.io"])
     assert wanted.mirrors == ["registry.example.org:5000"]
     assert wanted.endpoints == ["registry.example.org:5001", "registry.example.org:5000"]
