@@ -140,7 +140,7 @@ REFERENCES = {
     "push_straight": "straight to a registry:2 on the same data, same cert",
     "cold_two": "the role at %s (two containers)" % BEFORE_FRONT,
     "ping": "one-`ping` playbook",
-    "main_shell": "its shell",
+    "main_shell": "main entry point's shell",
     "use_shell": "its shell",
     "floor": "floor.sh: the same work as bare commands",
     "push_fs": "filesystem",

@@ -45,7 +45,7 @@ def test_s3_pushed_data_and_the_proxy_cache_under_their_prefixes_and_no_secrets(
     assert role_changed(proc) == [] and again == facts, proc.output[-3000:]
 
 
-def test_two_nodes_share_one_store(registry, make_registry, object_store, tmp_path):  # noqa: F811
+def test_two_nodes_share_one_store(registry, make_registry, object_store, tmp_path):
     bucket = f"nodes-{uuid.uuid4().hex[:8]}"
     extra = {
         "buildset_registry_object_storage": {"s3": object_store.s3(bucket, "/shared")},

@@ -192,13 +192,12 @@ def test_an_upstream_name_is_cached_and_served_with_the_upstream_stopped(one, tm
 
 
 def test_with_the_push_registry_down_a_pushed_name_fails_and_never_comes_from_upstream(one, tmp_path):
-    upstream = upstream_digest(one.upstream, SHADOWED)
     push = one.reg.vars["buildset_registry_push_container"]
     docker("stop", push, check=True)
     try:
         proc, raw = one.c.manifest("proxy", SHADOWED)
         assert proc.returncode != 0, "a pushed name came back with the push registry down"
-        assert raw == b"" and sha256(raw) != upstream
+        assert raw == b"", raw[:300]
         assert one.c.status("proxy", f"/v2/{SHADOWED.split(':')[0]}/manifests/1", True) == 502
     finally:
         docker("start", push, check=True)

@@ -368,11 +368,11 @@ def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only
     the pull fails."""
     reg = make_use_registry(tmp_path, buildset.reg.vars["buildset_registry_proxy_remote_url"],
                             buildset_registry_anonymous_pull=anonymous)  # fmt: skip
+    ref = "library/use-anon-%s:1" % os.urandom(3).hex()
     try:
         _, facts = reg.apply_ok()
         assert facts["anonymous_pull"] is anonymous
         image = make_image(tmp_path / "anon", label="use-anon")
-        ref = "library/use-anon-%s:1" % os.urandom(3).hex()
         assert Clients(facts, tmp_path).push(image, "proxy", ref).returncode == 0
         snapshot(facts)
         apply_use_ok(tmp_path, facts)

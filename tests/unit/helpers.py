@@ -59,8 +59,10 @@ def containers_params(**over):
 
 
 def use_fact(port=5000, password="s3cret", **over):
-    """A buildset_registry fact as the main entry point returns it: the one
-    endpoint on port, push on port + 1, both mirrors (push first)."""
+    """A buildset_registry fact with the one endpoint on port, push on
+    port + 1 and both as mirrors (push first), as facts before the front had
+    them and `use` still takes; the main entry point now returns one mirror,
+    mirrors=[host:port] (tests pass it as an override)."""
     fact = dict(
         host="registry.example.org",
         port=port,
