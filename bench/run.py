@@ -140,7 +140,7 @@ REFERENCES = {
     "push_straight": "straight to a registry:2 on the same data, same cert",
     "cold_two": "the role at %s (two containers)" % BEFORE_FRONT,
     "ping": "one-`ping` playbook",
-    "main_shell": "main entry point's shell",
+    "main_shell": "its shell",
     "use_shell": "its shell",
     "floor": "floor.sh: the same work as bare commands",
     "push_fs": "filesystem",
@@ -753,7 +753,7 @@ def measure_entry(res, role, args, samples, tasks, notes):
         "use_first": Playbook(res, "use_first", use, ["-e", "@" + facts_file], changed=1),
         "use_rerun": Playbook(res, "use_rerun", use, ["-e", "@" + facts_file], changed=0),
     }
-    labels = {"ping": "one `ping`", "main_rerun": "main entry point, re-run", "main_shell": "its shell",
+    labels = {"ping": "one `ping`", "main_rerun": "main entry point, re-run", "main_shell": "main entry point's shell",
               "use_first": "`use`, first run", "use_rerun": "`use`, re-run", "use_shell": "`use`'s shell"}  # fmt: skip
     # The snapshot is taken, and every `use` round run, while no other `use`
     # test runs: a round another one overlapped is measured again.
