@@ -3,20 +3,14 @@ put back, for bench/run.py and bench/profile.py.
 
 The paths come from the use module's own planner (every file each client
 family would get for the given facts, and the directories made for them),
-plus its state file; dockerd's running mirrors are put back
-with a SIGHUP, as tests/integration/use_fixtures.py does.
+plus its state file; dockerd's running mirrors are put back with a
+SIGHUP through the use module's own dockerd helpers (use/dockerd.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
-
-DAEMON_JSON = "/etc/docker/daemon.json"
-PID_FILE = "/var/run/docker.pid"
 
 
 def watched_paths(facts, namespaces, home):
@@ -45,11 +39,18 @@ def _capture(path):
         return (None, None, None)
 
 
+def _dockerd():
+    """The use module's own dockerd helpers (module_utils is on the path by now)."""
+    from ansible.module_utils.buildset_registry.use import dockerd
+
+    return dockerd
+
+
 def running_mirrors():
-    proc = subprocess.run(["docker", "info", "-f", "{{json .RegistryConfig.Mirrors}}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return None
-    return [m.rstrip("/") for m in json.loads(proc.stdout or "null") or []]
+    """The mirrors the running dockerd has (GET /info), or None."""
+    dockerd = _dockerd()
+    found = dockerd.find()
+    return dockerd.running_mirrors(found.socket) if found else None
 
 
 class Snapshot:
@@ -93,30 +94,26 @@ class Snapshot:
 
 
 def reload_dockerd(mirrors):
-    """Make dockerd run with mirrors again, leaving daemon.json as it is
+    """Make dockerd run with mirrors again, leaving its daemon.json as it is
     (a key missing from the file leaves the running value unchanged, so the
     list goes in for the reload and the file is put back after)."""
-    if mirrors is None or running_mirrors() == mirrors:
+    dockerd = _dockerd()
+    found = dockerd.find()
+    if mirrors is None or found is None or dockerd.same(dockerd.running_mirrors(found.socket), mirrors):
         return
-    with open(PID_FILE) as f:
-        pid = int(f.read().strip())
     try:
-        with open(DAEMON_JSON, "rb") as f:
+        with open(found.config_file, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         data = None
     config = json.loads(data) if data else {}
     try:
-        with open(DAEMON_JSON, "w") as f:
+        with open(found.config_file, "w") as f:
             json.dump(dict(config, **{"registry-mirrors": mirrors}), f)
-        os.kill(pid, signal.SIGHUP)
-        for _ in range(250):
-            if running_mirrors() == mirrors:
-                break
-            time.sleep(0.02)
+        dockerd.reload(found, mirrors)
     finally:
         if data is None:
-            os.unlink(DAEMON_JSON)
+            os.unlink(found.config_file)
         else:
-            with open(DAEMON_JSON, "wb") as f:
+            with open(found.config_file, "wb") as f:
                 f.write(data)
