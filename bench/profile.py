@@ -26,14 +26,12 @@ first run and at the end; containers are named bench_prof_*, ports are
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 
 import run as bench  # bench/run.py
@@ -66,15 +64,6 @@ rc=$?
 echo "$start $(date +%s.%N) $*" >> "{log}"
 exit $rc
 """
-
-
-def archive(res, rev):
-    path = os.path.join(res.tempdir("profile_%s" % rev), "role")
-    os.makedirs(path)
-    data = subprocess.run(["git", "-C", bench.ROLE_DIR, "archive", rev], capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(path)
-    return path
 
 
 class Timed:
@@ -163,7 +152,7 @@ def main(argv=None):
         bench.preflight()
         bench.start_upstream(res)
         timed = Timed(res)
-        roles = {"after": bench.ROLE_DIR, "before": archive(res, args.before)}
+        roles = {"after": bench.ROLE_DIR, "before": bench.old_role(res, args.before)}
         instances, facts = {}, {}
         for version, role_dir in roles.items():
             bench.INSTANCES["bench_prof_%s_" % version] = PORTS[version]

@@ -622,11 +622,11 @@ def measure_front(res, role, args, samples):
 # --- cold applies ------------------------------------------------------------------------
 
 
-def old_role(res):
-    """The role at BEFORE_FRONT, from git archive."""
-    path = os.path.join(res.tempdir("before_front"), "role")
+def old_role(res, rev=BEFORE_FRONT):
+    """The role at commit rev, from git archive."""
+    path = os.path.join(res.tempdir("role_%s" % rev), "role")
     os.makedirs(path)
-    archive = subprocess.run(["git", "-C", ROLE_DIR, "archive", BEFORE_FRONT], capture_output=True, check=True)
+    archive = subprocess.run(["git", "-C", ROLE_DIR, "archive", rev], capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(path)
     return path
