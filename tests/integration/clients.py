@@ -52,6 +52,15 @@ def manifest_digest(raw):
     return sha256(raw)
 
 
+def upstream_digest(upstream, ref):
+    """The digest of ref's manifest as the plain upstream registry (the
+    `upstream` fixture, HTTP on loopback) serves it."""
+    url = "docker://127.0.0.1:%d/%s" % (upstream["port"], ref)
+    proc = run(["skopeo", "--insecure-policy", "inspect", "--raw", "--tls-verify=false", url], text=False)
+    assert proc.returncode == 0, proc.stderr
+    return manifest_digest(proc.stdout)
+
+
 # --- ansible-playbook output ----------------------------------------------------
 
 

@@ -16,18 +16,12 @@ import shutil
 import uuid
 
 import pytest
-from clients import MANIFEST_V2, Clients, Ctr, DockerCLI, make_image, pulled_matches, sha256
+from clients import MANIFEST_V2, Clients, Ctr, DockerCLI, make_image, pulled_matches, sha256, upstream_digest
 from harness import Registry, docker, run
 
 SHADOWED, UPSTREAM_ONLY, BASE = "library/one-shadowed:1", "library/one-upstream:1", "library/one-base:1"
 QUAY = "quay.io/one/app:1"
 ctr = Ctr("it_one_endpoint", timeout=300)
-
-
-def upstream_digest(upstream, ref):
-    proc = run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://127.0.0.1:{upstream['port']}/{ref}"])
-    assert proc.returncode == 0, proc.stderr
-    return sha256(proc.stdout.encode())
 
 
 @pytest.fixture(scope="module")

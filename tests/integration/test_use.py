@@ -15,7 +15,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from clients import Clients, make_image, pulled_matches, sha256
+from clients import Clients, make_image, manifest_digest, pulled_matches, sha256
 from harness import docker, run
 from use_fixtures import (
     DAEMON_JSON,
@@ -62,10 +62,11 @@ def config_digest(*args):
     return digest
 
 
-def manifest_digest(*args):
+def inspect_digest(*args):
+    """The digest of the manifest `skopeo inspect --raw ARGS` gets."""
     proc = skopeo("inspect", "--raw", *args)
     assert proc.returncode == 0, proc.output
-    return sha256(proc.stdout)
+    return manifest_digest(proc.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +93,10 @@ def buildset(tmp_path_factory):
             quay=quay,
             push="localhost:%d" % facts["push_port"],
             one="localhost:%d" % facts["port"],
-            upstream_digest=manifest_digest(
+            upstream_digest=inspect_digest(
                 "--tls-verify=false", "docker://127.0.0.1:%d/%s" % (upstream["port"], UPSTREAM_ONLY)
             ),
-            upstream_shadowed=manifest_digest(
+            upstream_shadowed=inspect_digest(
                 "--tls-verify=false", "docker://127.0.0.1:%d/%s" % (upstream["port"], SHADOWED)
             ),
         )
@@ -167,11 +168,11 @@ class TestClients:
     def test_every_client_gets_pushed_images_first_by_direct_reference(self, used, tmp_path):
         direct = "%s/%s" % (used.one, SHADOWED)
         assert docker_pull_digest(direct) == [used.shadow.digest]
-        assert manifest_digest("docker://" + direct) == used.shadow.digest
+        assert inspect_digest("docker://" + direct) == used.shadow.digest
         assert ctr_pull_digest(direct) == used.shadow.digest
         upstream_only = "%s/%s" % (used.one, UPSTREAM_ONLY)
         assert docker_pull_digest(upstream_only) == [used.upstream_digest]
-        assert manifest_digest("docker://" + upstream_only) == used.upstream_digest
+        assert inspect_digest("docker://" + upstream_only) == used.upstream_digest
         assert ctr_pull_digest(upstream_only) == used.upstream_digest
         proc = podman(tmp_path, "pull", "-q", direct)
         try:
@@ -207,7 +208,7 @@ class TestClients:
             ref = "%s/buildset/use-skopeo-%s:1" % (endpoint, os.urandom(3).hex())
             proc = skopeo("copy", "dir:%s" % image.path, "docker://" + ref)
             assert proc.returncode == 0, proc.output
-            assert manifest_digest("docker://" + ref.replace(endpoint, used.one, 1)) == image.digest
+            assert inspect_digest("docker://" + ref.replace(endpoint, used.one, 1)) == image.digest
             upstream_config = config_digest("docker://%s/%s" % (used.one, UPSTREAM_ONLY))
             for tag in tags.values():
                 # Each came back through the one endpoint: upstream's image (its
