@@ -52,6 +52,14 @@ def manifest_digest(raw):
     return sha256(raw)
 
 
+def podman(tmp_path, *args, env=None, timeout=180):
+    """The podman CLI with this machine's limits (see scripts/podman-service);
+    env: more environment variables."""
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+    return run(["podman", *args], env={**os.environ, "CONTAINERS_CONF": str(conf), **(env or {})}, timeout=timeout)
+
+
 def upstream_digest(upstream, ref):
     """The digest of ref's manifest as the plain upstream registry (the
     `upstream` fixture, HTTP on loopback) serves it."""

@@ -19,11 +19,8 @@ def container_ids(registry):
     """Name -> ID of every container of the registry; fails, naming it, when
     one does not exist (an empty or partial dict would compare equal to
     another and prove nothing)."""
-    ids = {}
-    for name in registry.containers:
-        out = docker("inspect", "-f", "{{.Id}}", name)
-        assert out.returncode == 0 and out.stdout.strip(), f"container {name}: {out.output}"
-        ids[name] = out.stdout.strip()
+    ids = registry.container_ids()
+    assert sorted(ids) == sorted(registry.containers), f"missing: {set(registry.containers) - set(ids)}"
     assert len(set(ids.values())) == len(registry.containers) >= 2, ids
     return ids
 

@@ -16,7 +16,7 @@ import shutil
 import uuid
 
 import pytest
-from clients import MANIFEST_V2, Clients, Ctr, DockerCLI, make_image, pulled_matches, sha256, upstream_digest
+from clients import MANIFEST_V2, Clients, Ctr, DockerCLI, make_image, podman, pulled_matches, sha256, upstream_digest
 from harness import Registry, docker, run
 
 SHADOWED, UPSTREAM_ONLY, BASE = "library/one-shadowed:1", "library/one-upstream:1", "library/one-base:1"
@@ -438,10 +438,8 @@ def test_ctr_and_podman_pull_without_credentials_only_with_anonymous_pull(one, a
     """ctr asks for its token with a POST first (404 here), then a GET
     without credentials; podman follows the challenge the same way."""
     _, facts, c, image = anonymous
-    conf = tmp_path / "containers.conf"
-    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
     (tmp_path / "no-auth.json").write_text("{}")
-    env = {**os.environ, "CONTAINERS_CONF": str(conf), "REGISTRY_AUTH_FILE": str(tmp_path / "no-auth.json")}
+    env = {"REGISTRY_AUTH_FILE": str(tmp_path / "no-auth.json")}
     cases = ((c, "buildset/anon:1", image.digest, True), (one.c, SHADOWED, one.shadow.digest, False))
     try:
         for clients, ref, digest, anonymous_on in cases:
@@ -451,10 +449,10 @@ def test_ctr_and_podman_pull_without_credentials_only_with_anonymous_pull(one, a
             assert (pulled.returncode == 0) is anonymous_on, pulled.output
             if anonymous_on:
                 assert ctr.digest(full) == digest
-            podman = run(["podman", "pull", "-q", "--cert-dir", str(clients.cert_dir), full], env=env, timeout=180)
-            assert (podman.returncode == 0) is anonymous_on, podman.stderr
+            pulled = podman(tmp_path, "pull", "-q", "--cert-dir", str(clients.cert_dir), full, env=env)
+            assert (pulled.returncode == 0) is anonymous_on, pulled.stderr
             if anonymous_on:
-                inspect = run(["podman", "image", "inspect", "-f", "{{.Digest}}", full], env=env)
+                inspect = podman(tmp_path, "image", "inspect", "-f", "{{.Digest}}", full, env=env)
                 assert inspect.stdout.strip() == digest
     finally:
         ctr.cleanup()

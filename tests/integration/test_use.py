@@ -15,7 +15,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from clients import Clients, make_image, manifest_digest, pulled_matches, sha256
+from clients import Clients, make_image, manifest_digest, podman, pulled_matches, sha256
 from harness import docker, run
 from use_fixtures import (
     DAEMON_JSON,
@@ -43,14 +43,6 @@ def skopeo(*args, timeout=120):
     proc = run(["skopeo", *args], text=False, timeout=timeout)
     proc.output = proc.output.decode(errors="replace")
     return proc
-
-
-def podman(tmp_path, *args):
-    """The podman CLI with this machine's limits (see scripts/podman-service)."""
-    conf = tmp_path / "containers.conf"
-    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    return run(["podman", *args], env=env, timeout=180)
 
 
 def config_digest(*args):

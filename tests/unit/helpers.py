@@ -86,6 +86,15 @@ def read(path):
         return f.read()
 
 
+def refuse_chmod(monkeypatch):
+    """Every os.chmod fails as on a file the user does not own."""
+
+    def chmod(path, mode):
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+
+
 def unwritable_root(tmp_path):
     """A root below a file: no directory can be made there."""
     (tmp_path / "file").write_text("x")

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from helpers import load_library, mode, read, role_message, run_main, unwritable_root
+from helpers import load_library, mode, read, refuse_chmod, role_message, run_main, unwritable_root
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import layout, write_atomic
@@ -317,13 +317,6 @@ def test_plan_decides_from_the_files_and_the_key_mode():
     assert (todo.new_key, todo.new_cert, todo.fix_key_mode) == (False, True, True)
     assert todo.reasons == ("certificate missing", "private key mode 0640, want 0600")
     assert cert.plan(b"junk", crt, 0o600, sans, 30, now).reasons == ("private key unparsable",)
-
-
-def refuse_chmod(monkeypatch):
-    def chmod(path, mode):
-        raise PermissionError(1, "Operation not permitted", path)
-
-    monkeypatch.setattr(os, "chmod", chmod)
 
 
 def test_a_key_mode_that_cannot_be_fixed_fails_naming_the_file(root, monkeypatch, capsys):

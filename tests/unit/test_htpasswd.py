@@ -5,7 +5,7 @@ import os
 
 import bcrypt
 import pytest
-from helpers import load_library, mode, read, role_message, run_main, unwritable_root
+from helpers import load_library, mode, read, refuse_chmod, role_message, run_main, unwritable_root
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import layout
@@ -282,11 +282,7 @@ def test_plan_decides_from_what_is_found():
 def test_a_mode_that_cannot_be_fixed_fails_naming_the_file(root, paths, monkeypatch, capsys):
     ensure(root, USER)
     os.chmod(paths["htpasswd"], 0o644)
-
-    def chmod(path, mode):
-        raise PermissionError(1, "Operation not permitted", path)
-
-    monkeypatch.setattr(os, "chmod", chmod)
+    refuse_chmod(monkeypatch)
     with pytest.raises(RegistryError) as exc:
         ensure(root, USER)
     why = "cannot change the mode of %s to 0600 (Operation not permitted)" % paths["htpasswd"]
