@@ -146,9 +146,9 @@ attributes:
   platform:
     platforms: posix
 requirements:
-  - docker (Python SDK) >= 7.0
-  - cryptography
-  - bcrypt
+  - docker (the Docker SDK for Python) >= 5.0.3; before 7.1.0, with requests < 2.32 and urllib3 < 2
+  - cryptography >= 3.4.8
+  - bcrypt >= 3.2.0
 author:
   - run-buildset-registry developers
 """
@@ -227,23 +227,29 @@ image_ids:
 
 from ansible.module_utils.buildset_registry.common.options import role_spec, role_variables
 from ansible.module_utils.buildset_registry.common.shell import run_module
-from ansible.module_utils.buildset_registry.registry.engine import DOCKER_SDK
 from ansible.module_utils.buildset_registry.registry.entry import run
 
 
 def job(params, check_mode, result):
-    run(params, check_mode, result)
+    try:
+        run(params, check_mode, result)
+    finally:
+        # Warnings name the role's variables.
+        result["warnings"] = [str(w) if isinstance(w, str) else w.render(NAMES) for w in result.get("warnings", [])]
     if "buildset_registry" in result:
         # The fact itself: a set_fact task would cost more than the module's work.
         result["ansible_facts"] = {"buildset_registry": result["buildset_registry"]}
+
+
+NAMES = role_variables()
 
 
 def main():
     run_module(
         role_spec(),
         job,
-        names=role_variables(),
-        needs={"docker": DOCKER_SDK},
+        names=NAMES,
+        needs=("docker", "cryptography", "bcrypt"),
         start={"containers": {}},
         returns=("buildset_registry", "password"),
     )

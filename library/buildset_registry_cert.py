@@ -138,11 +138,17 @@ reasons:
 
 from ansible.module_utils.buildset_registry.common.options import part_spec
 from ansible.module_utils.buildset_registry.common.shell import run_module
-from ansible.module_utils.buildset_registry.registry.cert import run
+
+
+def job(params, check_mode, result):
+    # Imported once run_module has checked that cryptography will do.
+    from ansible.module_utils.buildset_registry.registry.cert import run
+
+    run(params, check_mode, result)
 
 
 def main():
-    run_module(part_spec("cert"), run)
+    run_module(part_spec("cert"), job, needs=("cryptography",))
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ attributes:
   platform:
     platforms: posix
 requirements:
-  - docker (Python SDK) >= 7.0
+  - docker (the Docker SDK for Python) >= 5.0.3; before 7.1.0, with requests < 2.32 and urllib3 < 2
 author:
   - run-buildset-registry developers
 """
@@ -227,7 +227,6 @@ from ansible.module_utils.buildset_registry.common.errors import Outcome
 from ansible.module_utils.buildset_registry.common.options import part_spec
 from ansible.module_utils.buildset_registry.common.shell import run_module
 from ansible.module_utils.buildset_registry.registry.containers import run
-from ansible.module_utils.buildset_registry.registry.engine import DOCKER_SDK
 
 
 def job(params, check_mode, result):
@@ -237,6 +236,8 @@ def job(params, check_mode, result):
     finally:
         # A failure still shows what was done.
         result.update(outcome.report(), diff=outcome.diff())
+        # Warnings name this module's options (str() of a RegistryError).
+        result["warnings"] = [str(w) for w in result.get("warnings", [])]
 
 
 def main():
@@ -244,7 +245,7 @@ def main():
         part_spec("containers"),
         job,
         required_if=[("state", "present", ["proxy_remote_url", "username"])],
-        needs={"docker": DOCKER_SDK},
+        needs=("docker",),
         start={"containers": {}, "reasons": []},
     )
 

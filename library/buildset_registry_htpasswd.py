@@ -125,7 +125,7 @@ from ansible.module_utils.buildset_registry.registry.htpasswd import run
 
 
 def main():
-    run_module(part_spec("htpasswd"), run, returns=("password",))
+    run_module(part_spec("htpasswd"), run, needs=("bcrypt",), returns=("password",))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ it could not read, write or change) fails the task naming the file.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.buildset_registry.common import libraries
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.options import mask_store_secrets
 
@@ -41,8 +42,9 @@ def run_module(
 
     spec: the argument spec. names: option -> the name an error shows
     (default: the spec's own names; the role's module gives the role
-    variables). needs: library name -> the imported module (or its import
-    spec, when it is imported only where used), None when it is missing.
+    variables). needs: the Python libraries the job imports (names, or a
+    dict of name -> its import spec, None when it is missing); one that is
+    missing or older than libraries.LEAST fails the task before the job.
     secrets: params -> values masked wherever they appear, besides the
     no_log options and the object store's credentials.
     hidden: options echoed as masked in the invocation. returns: the key
@@ -53,9 +55,10 @@ def run_module(
     module = AnsibleModule(argument_spec=spec, required_if=required_if, supports_check_mode=True)
     result = dict(start or {}, changed=False)
     invocation = _mask(module, secrets, hidden)
-    for name, lib in (needs or {}).items():
-        if lib is None:
-            module.fail_json(msg=missing_required_lib(name), invocation=invocation, **result)
+    missing = {name: None for name, spec in needs.items() if spec is None} if isinstance(needs, dict) else {}
+    problems = libraries.problems(list(needs or ()), found=missing)
+    if problems:
+        module.fail_json(msg="; ".join(problems), invocation=invocation, **result)
     try:
         job(module.params, module.check_mode, result)
     except RegistryError as e:

@@ -34,6 +34,7 @@ from ansible.module_utils.buildset_registry.registry.crypto import (
     load_key,
     make_cert,
     make_key,
+    not_after,
     public_der,
     san_strings,
 )
@@ -88,11 +89,11 @@ def _cert_reasons(key, cert_pem, sans, renew_days, now):
         reasons.append("certificate does not match the key")
     have = set(san_strings(cert))
     reasons += ["subjectAltName lacks %s" % san for san in sans if san not in have]
-    not_after = cert.not_valid_after_utc
-    if not_after <= now:
-        reasons.append("expired (%s)" % not_after.isoformat())
-    elif not_after - now < datetime.timedelta(days=renew_days):
-        reasons.append("expires within %d days (%s)" % (renew_days, not_after.isoformat()))
+    expires = not_after(cert)
+    if expires <= now:
+        reasons.append("expired (%s)" % expires.isoformat())
+    elif expires - now < datetime.timedelta(days=renew_days):
+        reasons.append("expires within %d days (%s)" % (renew_days, expires.isoformat()))
     return reasons
 
 

@@ -68,12 +68,22 @@ def load_cert(pem):
         return None
 
 
+def not_after(cert):
+    """When cert expires, as an aware UTC datetime. not_valid_after_utc is
+    cryptography 42's; before it, not_valid_after is a naive UTC one (and
+    from 42 on it warns that it is deprecated)."""
+    value = getattr(cert, "not_valid_after_utc", None)
+    if value is None:
+        value = cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
 def describe(cert):
     """Facts about a certificate, safe to show: no key material."""
     return {
         "subject": cert.subject.rfc4514_string(),
         "sans": san_strings(cert),
-        "not_after": cert.not_valid_after_utc.isoformat(),
+        "not_after": not_after(cert).isoformat(),
         "fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
     }
 

@@ -14,8 +14,6 @@ import re
 import secrets
 from dataclasses import dataclass
 
-import bcrypt
-
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry.common.layout import file_mode, layout, read_optional, set_mode, write_file
 
@@ -28,6 +26,14 @@ MAX_PASSWORD_BYTES = 72
 # golang.org/x/crypto/bcrypt (the registry) accepts 2a, 2b and 2y alike.
 PREFIX = "$2y$"
 _HASH = re.compile(r"^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
+
+
+def _bcrypt():
+    """bcrypt, imported where it is used: the modules check first that this
+    Python has a version that works (common/libraries.py)."""
+    import bcrypt
+
+    return bcrypt
 
 
 def validate(params):
@@ -117,6 +123,7 @@ def hash_cost(hashed):
 
 
 def make_hash(password, cost):
+    bcrypt = _bcrypt()
     salt = bcrypt.gensalt(rounds=cost, prefix=b"2b")
     hashed = bcrypt.hashpw(password.encode("utf-8"), salt).decode("ascii")
     return PREFIX + hashed[4:]
@@ -145,7 +152,7 @@ def check_htpasswd(data, username, password, cost):
         cost_now = hash_cost(mine[0])
         if cost_now != cost:
             reasons.append("bcrypt cost %d, want %d" % (cost_now, cost))
-        elif not bcrypt.checkpw(password.encode("utf-8"), mine[0].encode("ascii")):
+        elif not _bcrypt().checkpw(password.encode("utf-8"), mine[0].encode("ascii")):
             reasons.append("hash does not verify the password")
         else:
             keep = mine[0]
