@@ -147,21 +147,33 @@ def save_task(name, expression, dest, **more):
     return {"name": name, "ansible.builtin.copy": {"content": content, "dest": str(dest), "mode": "0600"}, **more}
 
 
+# Another ansible-core or target Python (the support matrix), for one play
+# (play()'s env) or a whole run (the environment): the directory of the
+# ansible-playbook to run, and the target's Python (default: the playbook's).
+ANSIBLE_BIN_ENV = "BUILDSET_REGISTRY_ANSIBLE_BIN"
+TARGET_PYTHON_ENV = "BUILDSET_REGISTRY_TARGET_PYTHON"
+
+
 def play(directory, tasks, variables, verbosity=0, check=False, diff=False, env=None, timeout=None):
     """Run tasks on localhost with the playbook's own Python and the given
     variables (a file of its own in directory, removed afterwards: it may
-    hold secrets); the CompletedProcess, with .output."""
+    hold secrets); the CompletedProcess, with .output. ANSIBLE_BIN_ENV and
+    TARGET_PYTHON_ENV, in env or the environment, run another ansible-core
+    or target Python."""
     run_id = uuid.uuid4().hex[:6]
+    full_env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **(env or {})}
     playbook, varfile = directory / f"playbook-{run_id}.yml", directory / f"vars-{run_id}.json"
     header = {"hosts": "localhost", "gather_facts": False}
-    header["vars"] = {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    python = full_env.get(TARGET_PYTHON_ENV) or "{{ ansible_playbook_python }}"
+    header["vars"] = {"ansible_python_interpreter": python}
     playbook.write_text(yaml.safe_dump([dict(header, tasks=tasks)], sort_keys=False, width=1000))
     varfile.write_text(json.dumps(variables))
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", f"@{varfile}", str(playbook)]
+    ansible_bin = full_env.get(ANSIBLE_BIN_ENV) or BIN
+    cmd = [os.path.join(ansible_bin, "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", f"@{varfile}"]
+    cmd += [str(playbook)]
     cmd += ["-" + "v" * verbosity] if verbosity else []
     cmd += ["--check"] if check else []
     cmd += ["--diff"] if diff else []
-    full_env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", **(env or {})}
     try:
         return run(cmd, env=full_env, cwd=directory, timeout=timeout)
     finally:
@@ -221,8 +233,9 @@ class Registry:
         )
         tasks = [
             {"name": "Apply the role under test", "ansible.builtin.include_role": {"name": str(role_dir)}},
-            save_task("Write the returned facts for the test", "buildset_registry", facts_file,
-                      no_log=True, when="buildset_registry is defined"),
+            # ansible_facts: the fact also when facts are not injected as variables.
+            save_task("Write the returned facts for the test", "ansible_facts.buildset_registry", facts_file,
+                      no_log=True, when="ansible_facts.buildset_registry is defined"),
             save_task("Write what the role's module did, secrets left out, for the test", result, result_file,
                       when="__buildset_registry_result is defined"),
         ]  # fmt: skip

@@ -1,0 +1,107 @@
+"""The support matrix (README.rst, Support matrix): the role where Zuul runs
+it. Zuul's executors' ansible-core (2.16, 2.18) beside the pinned one, and
+target Pythons with a distribution's libraries: Debian 12's python3-docker,
+python3-cryptography and python3-bcrypt from apt (nothing from pip), and
+Ubuntu 22.04's versions in a virtualenv on Python 3.10. Each one applies
+the role, re-runs it (changed=0), pushes and pulls through `port`, and
+takes it down with state absent; with facts not injected as variables
+(ANSIBLE_INJECT_FACT_VARS=False) as well.
+
+The virtualenvs are requirements.txt's '#matrix' lines, made by
+scripts/pip-install-requirements --matrix; Debian's libraries come from
+scripts/setup-host. Containers are named matrix_*.
+"""
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from clients import Clients, container_exists, make_image, pulled_matches, role_changed
+from harness import ANSIBLE_BIN_ENV, BIN, ROLE_DIR, TARGET_PYTHON_ENV, Registry, run
+
+MATRIX_DIR = Path(ROLE_DIR) / ".venv-matrix"
+DEBIAN_PYTHON = "/usr/bin/python3"
+DEBIAN_LIBRARIES = "/usr/lib/python3/dist-packages"
+LIBRARIES = ("docker", "cryptography", "bcrypt")
+
+
+def matrix_python(name):
+    return str(MATRIX_DIR / name / "bin" / "python")
+
+
+def matrix_bin(name):
+    return str(MATRIX_DIR / name / "bin")
+
+
+# id -> (ansible-playbook's directory, target Python, facts injected as variables)
+CASES = {
+    "ansible-2.16/debian-12": (matrix_bin("ansible-2.16"), DEBIAN_PYTHON, True),
+    "ansible-2.18/ubuntu-22.04/facts-only": (matrix_bin("ansible-2.18"), matrix_python("ubuntu-22.04"), False),
+    "ansible-2.18/debian-12": (matrix_bin("ansible-2.18"), DEBIAN_PYTHON, True),
+    "pinned/debian-12/facts-only": (BIN, DEBIAN_PYTHON, False),
+    "ansible-2.16/ubuntu-22.04": (matrix_bin("ansible-2.16"), matrix_python("ubuntu-22.04"), True),
+}
+# What each target must hold: name -> version (Ubuntu's from requirements.txt).
+EXPECTED = {
+    DEBIAN_PYTHON: {"docker": "5.0.3", "cryptography": "38.0.4", "bcrypt": "3.2.2"},
+    matrix_python("ubuntu-22.04"): {"docker": "5.0.3", "cryptography": "3.4.8", "bcrypt": "3.2.0"},
+}
+FIND = (
+    "import importlib, json, sys; "
+    "print(json.dumps({n: [getattr(importlib.import_module(n), '__version__', ''),"
+    " importlib.import_module(n).__file__] for n in %r}))" % (LIBRARIES,)
+)
+
+
+def target_libraries(python):
+    """name -> (version, file) of the libraries python imports; skips when
+    the target is not there (in CI, a failure: CI prepares it)."""
+    import json
+
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} missing: scripts/setup-host prepares the support matrix's Pythons")
+    proc = run([python, "-c", FIND])
+    if proc.returncode != 0:
+        pytest.skip(f"{python} lacks docker, cryptography or bcrypt: scripts/setup-host installs them\n{proc.output}")
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_role_runs_where_zuul_runs_it(case, tmp_path, upstream):
+    ansible_bin, python, inject = CASES[case]
+    if not os.access(os.path.join(ansible_bin, "ansible-playbook"), os.X_OK):
+        pytest.skip(f"{ansible_bin}/ansible-playbook missing: scripts/setup-host prepares the support matrix")
+    found = target_libraries(python)
+    for name, want in EXPECTED[python].items():
+        assert found[name][0] == want, f"{python} has {name} {found[name][0]}, the matrix wants {want}"
+    if python == DEBIAN_PYTHON:
+        # Debian's packages, nothing from pip.
+        assert all(path.startswith(DEBIAN_LIBRARIES) for _, path in found.values()), found
+    env = {ANSIBLE_BIN_ENV: ansible_bin, TARGET_PYTHON_ENV: python, "ANSIBLE_INJECT_FACT_VARS": str(inject)}
+    reg = Registry(tmp_path, upstream["url"], prefix="matrix")
+    try:
+        proc, facts = reg.apply(env=env)
+        assert proc.returncode == 0, proc.output[-4000:]
+        assert facts and role_changed(proc) == ["certificate", "containers", "htpasswd"], proc.output[-4000:]
+        # The role's task reports ok, not changed (the test's own tasks write files).
+        again, facts_again = reg.apply(env=env)
+        assert again.returncode == 0 and role_changed(again) == [], again.output[-4000:]
+        assert re.search(r"\nok: \[localhost\]\n\nTASK \[/[^\]]* : Return the registry", again.output), again.output
+        assert facts_again == facts
+
+        clients = Clients(facts, tmp_path)
+        image = make_image(tmp_path / "image")
+        ref = f"matrix/{uuid.uuid4().hex[:8]}:latest"
+        pushed = clients.push(image, "proxy", ref)
+        assert pushed.returncode == 0, pushed.output
+        pulled = clients.pull("proxy", ref, tmp_path / "pulled")
+        assert pulled.returncode == 0, pulled.output
+        assert pulled_matches(tmp_path / "pulled", image) == []
+
+        gone, _ = reg.apply({"buildset_registry_state": "absent"}, env=env)
+        assert gone.returncode == 0, gone.output[-4000:]
+        assert not any(container_exists(name) for name in reg.containers)
+    finally:
+        reg.remove()
