@@ -12,6 +12,7 @@ from helpers import containers_params
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.options import role_variables
 from ansible.module_utils.buildset_registry.registry import containers as containers
+from ansible.module_utils.buildset_registry.registry import upstream as upstream
 from ansible.module_utils.buildset_registry.registry.engine import PORT_LABEL, SPEC_LABEL, Engine, existing_of
 
 
@@ -39,6 +40,9 @@ class FakeClient:
                 self.images[image] = "sha256:pulled"
             else:
                 yield message
+
+    def version(self):
+        return {"Components": [{"Name": "Engine", "Version": "20.10.24"}]}
 
     def containers(self, all, filters):
         self.calls.append(("containers", tuple(filters["name"])))
@@ -71,6 +75,15 @@ class FakeClient:
 
     def logs(self, cid, tail):
         raise docker.errors.APIError("gone")
+
+
+@pytest.fixture(autouse=True)
+def upstream_answers(monkeypatch):
+    """The upstream probe answers "usable" without any traffic; a test sets
+    answers[name] to (cause, detail) for a proxy whose upstream is down."""
+    answers = {}
+    monkeypatch.setattr(upstream, "probe_all", lambda targets: {t[0]: answers.get(t[0]) for t in targets})
+    return answers
 
 
 def summary(name, cid, state="running", spec="h", port="5000"):

@@ -20,7 +20,7 @@ from ansible.module_utils.buildset_registry.common.address import client_host, h
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry.common.layout import ensure_dirs, layout, read_optional, write_file
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
-from ansible.module_utils.buildset_registry.registry import storage
+from ansible.module_utils.buildset_registry.registry import storage, upstream
 from ansible.module_utils.buildset_registry.registry.endpoints import (
     KINDS,
     REGISTRY_KINDS,
@@ -198,12 +198,15 @@ def _present(engine, params, pre, check_mode, outcome):
     hashed, tokens = front_login(params, paths, check_mode)
     endpoints = endpoint_list(params, paths, hashed, tokens)
     outcome.data.update(image_ids=dict(pre.image_ids), images_pulled=list(pre.pulled))
+    waiting = upstream.check(params, endpoints, engine.podman, outcome)
     served_text = read_optional(paths["served_state"])
     on_disk = {e.config_path: _text(read_optional(e.config_path)) for e in endpoints}
-    plans = plan_endpoints(endpoints, pre.image_ids, pre.found, parse_served_state(served_text), contents, on_disk)
+    plans = plan_endpoints(
+        endpoints, pre.image_ids, pre.found, parse_served_state(served_text), contents, on_disk, engine.podman, waiting
+    )
     _report(plans, pre, outcome)
     if not check_mode:
-        _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome)
+        _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, waiting)
 
 
 def _report(plans, pre, outcome):
@@ -218,8 +221,9 @@ def _report(plans, pre, outcome):
     outcome.changed |= bool(pre.pulled) or any(p.action != "unchanged" or p.stale_config for p in plans)
 
 
-def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome):
-    """Carry the plans out, record what each container loaded, wait until all answer."""
+def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, waiting=frozenset()):
+    """Carry the plans out, record what each container loaded, wait until
+    all answer (not a proxy waiting for its upstream: nothing to wait for)."""
     # Made here, not by the engine: Podman refuses a missing bind source,
     # and Docker would make it root-owned 0755.
     ensure_dirs(sorted({d for kind in REGISTRY_KINDS if (d := storage.data_dir(kind, params, paths))}))
@@ -235,15 +239,24 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome):
     by_name = {p.name: p.endpoint for p in plans}
 
     def fail(item, what, check, last):
+        from ansible.module_utils.buildset_registry.registry import diagnose
+
         logs = engine.logs(item.id)
+        panic = diagnose.upstream_panic(logs, item.kind, params["proxy_remote_url"])
+        if panic:
+            # The upstream went away after the probe: a warning, and the
+            # proxy waits under its restart policy, as when the probe saw it.
+            outcome.data.setdefault("warnings", []).append(
+                upstream.warning(item.name, params["proxy_remote_url"], upstream.OTHER, panic, engine.podman)
+            )
+            return None
         # Else it crash-loops under its restart policy until the next run
         # (Podman restarts it about ten times a second).
         engine.remove(item.id)
-        from ansible.module_utils.buildset_registry.registry.diagnose import failure
+        return diagnose.failure(by_name[item.name], what, logs, params["proxy_remote_url"], paths, check, last)
 
-        return failure(by_name[item.name], what, logs, params["proxy_remote_url"], paths, check, last)
-
-    waited = wait_ready(engine, started, paths["cert"], params["wait_timeout"], fail)
+    to_wait = [item for item in started if item.name not in waiting]
+    waited = wait_ready(engine, to_wait, paths["cert"], params["wait_timeout"], fail)
     outcome.data["ready_seconds"] = round(waited, 3)
 
 

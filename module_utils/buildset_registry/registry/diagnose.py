@@ -71,9 +71,17 @@ def _panic(text):
     return line[len("panic:") :].strip() if line else None
 
 
-def _upstream(text, kind, remote_url, cert_path):
-    panic = _panic(text) if kind == "proxy" else None
+def upstream_panic(text, kind, remote_url):
+    """The panic of a proxy that could not reach its upstream at start, else None."""
+    panic = _panic(text or "") if kind == "proxy" else None
     if panic and ((remote_url and remote_url.rstrip("/") in panic) or any(s in panic.lower() for s in _UPSTREAM_SIGNS)):
+        return panic
+    return None
+
+
+def _upstream(text, kind, remote_url, cert_path):
+    panic = upstream_panic(text, kind, remote_url)
+    if panic:
         return (
             "the proxy's upstream %s is unreachable (registry 2.8 exits at start when it cannot reach it: %s); "
             "start the upstream or check {proxy_remote_url} (and {proxy_username}/{proxy_password})"

@@ -12,7 +12,7 @@ The SDK is imported only when the engine is asked to change something
 (requests, urllib3) costs more than a re-run's whole work. Over a unix
 socket, the reads a re-run makes (is the engine there, which containers,
 which image IDs, a container's state) go through EngineReader, one
-HTTP/1.0 GET each on that socket (common/http10.py), with the same answers.
+HTTP/1.0 GET each on that socket (registry/engine_reader.py), with the same answers.
 """
 
 from __future__ import annotations
@@ -22,21 +22,24 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import sys
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from ansible.module_utils.buildset_registry.common import http10
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.options import DEFAULT_DOCKER_HOST
+from ansible.module_utils.buildset_registry.registry.engine_reader import (
+    API_TIMEOUT,
+    EngineReader,
+    EngineReadError,
+    root_cause,
+)
 
 # The docker SDK's import spec, None when it is not installed (the modules
 # report that with missing_required_lib); _sdk() imports it.
 DOCKER_SDK = importlib.util.find_spec("docker")
 
 CONNECT_TIMEOUT = 5
-API_TIMEOUT = 120
 LOG_LINES = 200
 REMOVE_ATTEMPTS = 30
 
@@ -70,33 +73,19 @@ def host_config_args(spec):
     return {
         "binds": list(spec["binds"]),
         "network_mode": spec["network_mode"],
-        "restart_policy": {"Name": spec["restart_policy"]},
+        "restart_policy": restart_policy(spec["restart_policy"]),
     }
+
+
+def restart_policy(text):
+    """The engine's RestartPolicy of "always" or "on-failure:N"."""
+    name, _, count = text.partition(":")
+    return {"Name": name, "MaximumRetryCount": int(count)} if count else {"Name": name}
 
 
 def docker_url(environ=None):
     environ = os.environ if environ is None else environ
     return environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
-
-
-def root_cause(exc):
-    """The innermost operating-system error behind exc (e.g. "Connection
-    refused"), else str(exc): requests wraps it several layers deep."""
-    found, seen, stack = None, set(), [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, OSError) and (e.strerror or isinstance(e, socket.timeout)):
-            found = e
-        stack.extend([e.__cause__, e.__context__, getattr(e, "reason", None)])
-        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
-    if found is None:
-        return str(exc)
-    if isinstance(found, socket.timeout) or "timed out" in found.strerror:
-        return "no answer (timed out)"
-    return found.strerror
 
 
 def _sdk():
@@ -139,46 +128,6 @@ def _sdk_client(url, timeout):
     return client
 
 
-class EngineReadError(Exception):
-    """A read of EngineReader failed: the engine answered an error, or not at all."""
-
-
-class EngineReader:
-    """GETs of the engine's API over its unix socket, standard library only
-    (common/http10: one HTTP/1.0 request per connection).
-
-    Unversioned paths: Docker and Podman answer them at their current API
-    version, as the SDK's version="auto" does.
-    """
-
-    def __init__(self, path, timeout=API_TIMEOUT):
-        self.path = path
-        self.timeout = timeout
-
-    def request(self, path, query=None, missing_ok=False):
-        """The answer's body (bytes); None on a 404 when missing_ok."""
-        url = path + ("?" + urlencode(query) if query else "")
-        try:
-            status, body = http10.get(url, unix=self.path, timeout=self.timeout)
-        except (OSError, ValueError) as e:
-            raise EngineReadError("GET %s: %s" % (path, root_cause(e))) from e
-        if status == 404 and missing_ok:
-            return None
-        if not 200 <= status < 300:
-            raise EngineReadError("GET %s: %d %s" % (path, status, body.decode("utf-8", "replace").strip()[:300]))
-        return body
-
-    def get(self, path, query=None, missing_ok=False):
-        """The answer's JSON; None on a 404 when missing_ok."""
-        body = self.request(path, query, missing_ok)
-        if body is None:
-            return None
-        try:
-            return json.loads(body)
-        except ValueError as e:
-            raise EngineReadError("GET %s: the answer is not JSON" % path) from e
-
-
 class Engine:
     """The verbs the role needs from a Docker-compatible engine.
 
@@ -191,6 +140,16 @@ class Engine:
         self._client = client
         self.url = url
         self.reader = reader
+        self._podman = None
+
+    @property
+    def podman(self):
+        """Whether the engine is Podman's service (its restart policy has no back-off)."""
+        if self._podman is None:
+            version = self.reader.get("/version") if self.reader is not None else self.client.version()
+            names = [str(c.get("Name", "")) for c in version.get("Components") or ()]
+            self._podman = any("podman" in name.lower() for name in names)
+        return self._podman
 
     @classmethod
     def connect(cls, url=None, timeout=CONNECT_TIMEOUT):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from ansible.module_utils.buildset_registry.registry.served import files_changed, files_digest
 
 SPEC_VERSION = 2
+# Podman's policy for a proxy: a few tries, then it waits stopped.
+PODMAN_PROXY_POLICY = "on-failure:2"
 
 _WHY = {
     "created": "no container yet",
@@ -26,7 +28,7 @@ _WHY = {
 }
 
 
-def desired_spec(endpoint, image_id):
+def desired_spec(endpoint, image_id, restart_policy="always"):
     """Everything that, when it changes, needs a new container."""
     return {
         "version": SPEC_VERSION,
@@ -38,7 +40,7 @@ def desired_spec(endpoint, image_id):
         "binds": [*endpoint.binds, "%s:%s:ro" % (endpoint.config_path, endpoint.mount)],
         "config_sha256": hashlib.sha256(endpoint.config.encode("utf-8")).hexdigest(),
         "ports": [port for _, port in endpoint.ports],
-        "restart_policy": "always",
+        "restart_policy": restart_policy,
         "network_mode": "host",
     }
 
@@ -48,19 +50,30 @@ def spec_hash(spec):
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def decide_action(existing, desired_hash, files_changed_):
+def restart_policy(kind, podman):
+    """The restart policy of one container. Docker restarts a crashing
+    container with a back-off (0.1 s doubling to a minute); Podman 4.3 at
+    once, about ten times a second. A proxy panics at start while its
+    upstream is down, so under Podman it gets a few tries, not a loop."""
+    return PODMAN_PROXY_POLICY if podman and kind == "proxy" else "always"
+
+
+def decide_action(existing, desired_hash, files_changed_, waiting=False):
     """What to do with one container.
 
     existing is None (no such container) or a dict with "status" and
     "spec_hash"; desired_hash is None when it cannot be known yet (check mode
-    with the image still to pull). Returns created, recreated, started,
-    restarted or unchanged.
+    with the image still to pull); waiting: it is a proxy whose upstream
+    does not answer, so crashing or stopped is how it waits (no change).
+    Returns created, recreated, started, restarted or unchanged.
     """
     if existing is None:
         return "created"
     if desired_hash is None or existing.get("spec_hash") != desired_hash:
         return "recreated"
     status = existing.get("status")
+    if waiting and not files_changed_ and status in ("running", "restarting", "created", "exited"):
+        return "unchanged"
     if status == "running":
         return "restarted" if files_changed_ else "unchanged"
     if status in ("created", "exited"):
@@ -110,19 +123,20 @@ class EndpointPlan:
         return report
 
 
-def plan_endpoints(endpoints, image_ids, found, served, contents, on_disk):
+def plan_endpoints(endpoints, image_ids, found, served, contents, on_disk, podman=False, waiting=()):
     """Decide what to do with each container; pure.
 
     image_ids: image reference -> ID (None: still to pull); found: container
     name -> engine summary ({id, status, spec_hash, ports}); served: the
     served-state; contents: layout() name -> bytes of the served files;
-    on_disk: config path -> its text now (None if missing). Returns the
-    plans in the order of endpoints.
+    on_disk: config path -> its text now (None if missing); podman: the
+    engine is Podman; waiting: names of the proxies whose upstream does
+    not answer. Returns the plans in the order of endpoints.
     """
     plans = []
     for endpoint in endpoints:
         image_id = image_ids.get(endpoint.image)
-        spec = desired_spec(endpoint, image_id)
+        spec = desired_spec(endpoint, image_id, restart_policy(endpoint.kind, podman))
         digest = spec_hash(spec) if image_id else None
         existing = found.get(endpoint.name)
         served_digest = files_digest({name: contents.get(name) for name in endpoint.served})
@@ -135,7 +149,7 @@ def plan_endpoints(endpoints, image_ids, found, served, contents, on_disk):
         plans.append(
             EndpointPlan(
                 endpoint=endpoint,
-                action=decide_action(existing, digest, reload_files),
+                action=decide_action(existing, digest, reload_files, endpoint.name in waiting),
                 existing=existing,
                 spec=spec,
                 hash=digest,

@@ -117,13 +117,21 @@ def probe_all(checks, context, timeout=2.0):
     return answers
 
 
+def _give_up(error, pending, item):
+    """Raise failure()'s error; None: stop waiting for item."""
+    if error is not None:
+        raise error
+    pending[item.id] = []
+
+
 def wait_ready(engine, started, cafile, timeout, failure):
     """Return the seconds waited until every check of every started
     container answers what it expects.
 
     engine.state(id) gives (status, restart count, exit code), checked every
     INSPECT_INTERVAL: a container that exited or restarted fails at once.
-    failure(started, what, check, last answer) makes the error to raise.
+    failure(started, what, check, last answer) makes the error to raise, or
+    returns None to wait no longer for that container (the others still).
     """
     context = tls_context(cafile)
     start = time.monotonic()
@@ -154,8 +162,10 @@ def wait_ready(engine, started, cafile, timeout, failure):
                     what = "exited" if status != "running" else "restarted"
                     if exit_code:
                         what += " (exit code %s)" % exit_code
-                    raise failure(item, what + " while starting", *last[item.id])
+                    _give_up(failure(item, what + " while starting", *last[item.id]), pending, item)
         if now >= deadline:
-            item = waiting[0]
-            raise failure(item, "did not answer within %d s ({wait_timeout})" % timeout, *last[item.id])
+            for item in waiting:
+                if pending[item.id]:
+                    error = failure(item, "did not answer within %d s ({wait_timeout})" % timeout, *last[item.id])
+                    _give_up(error, pending, item)
         time.sleep(POLL_INTERVAL)
