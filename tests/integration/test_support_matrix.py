@@ -12,6 +12,7 @@ scripts/pip-install-requirements --matrix; Debian's libraries come from
 scripts/setup-host. Containers are named matrix_*.
 """
 
+import json
 import os
 import re
 import uuid
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from clients import Clients, container_exists, make_image, pulled_matches, role_changed
-from harness import ANSIBLE_BIN_ENV, BIN, ROLE_DIR, TARGET_PYTHON_ENV, Registry, run
+from harness import ANSIBLE_BIN_ENV, BIN, ROLE_DIR, TARGET_PYTHON_ENV, Registry, play, read_json, run, save_task
 
 MATRIX_DIR = Path(ROLE_DIR) / ".venv-matrix"
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -58,8 +59,6 @@ FIND = (
 def target_libraries(python):
     """name -> (version, file) of the libraries python imports; skips when
     the target is not there (in CI, a failure: CI prepares it)."""
-    import json
-
     if not os.access(python, os.X_OK):
         pytest.skip(f"{python} missing: scripts/setup-host prepares the support matrix's Pythons")
     proc = run([python, "-c", FIND])
@@ -103,5 +102,45 @@ def test_the_role_runs_where_zuul_runs_it(case, tmp_path, upstream):
         gone, _ = reg.apply({"buildset_registry_state": "absent"}, env=env)
         assert gone.returncode == 0, gone.output[-4000:]
         assert not any(container_exists(name) for name in reg.containers)
+    finally:
+        reg.remove()
+
+
+def test_with_facts_not_injected_zuul_return_and_use_read_the_fact(tmp_path, upstream, snapshot):
+    """ANSIBLE_INJECT_FACT_VARS=False (ansible-core 2.24's default): the role,
+    Zuul's real zuul_return and the use entry point in one play read the fact
+    from ansible_facts; a child job's plain variable still works."""
+    zuul = pytest.importorskip("zuul", reason="requirements.txt installs zuul (--no-deps) for this test")
+    reg = Registry(tmp_path, upstream["url"], prefix="matrix")
+    port, push_port = reg.vars["buildset_registry_port"], reg.vars["buildset_registry_push_port"]
+    snapshot({"host": "localhost", "port": port, "push_host": "localhost", "push_port": push_port})
+    jobdir = tmp_path / "jobdir"
+    (jobdir / "work").mkdir(parents=True)
+    (jobdir / "work" / "results.json").write_text("")  # as Zuul's executor does
+    env = {
+        "ANSIBLE_INJECT_FACT_VARS": "False",
+        "ZUUL_JOBDIR": str(jobdir),
+        "ANSIBLE_ACTION_PLUGINS": os.path.join(os.path.dirname(zuul.__file__), "ansible", "base", "action"),
+    }
+    facts_file = tmp_path / "facts.json"
+    tasks = [
+        {"name": "Run the registry", "ansible.builtin.include_role": {"name": ROLE_DIR}},
+        {"name": "Use it on this node", "ansible.builtin.include_role": {"name": ROLE_DIR, "tasks_from": "use"}},
+        save_task("Write the fact for the test", "ansible_facts.buildset_registry", facts_file, no_log=True),
+    ]
+    zuul_vars = {"zuul": {"job": "build-images", "buildset": "1", "executor": {"work_root": str(jobdir / "work")}}}
+    try:
+        proc = play(tmp_path, tasks, {**reg.vars, **zuul_vars}, env=env, timeout=300)
+        assert proc.returncode == 0, proc.output[-4000:]
+        facts = read_json(facts_file)
+        returned = json.loads((jobdir / "work" / "results.json").read_text())["secret_data"]["buildset_registry"]
+        assert returned == facts
+        ca = Path("/etc/docker/certs.d") / facts["mirrors"][0] / "ca.crt"
+        assert ca.read_text() == facts["cert"]
+
+        # A child job: the parent's fact arrives as a plain variable.
+        use = [{"name": "Use it", "ansible.builtin.include_role": {"name": ROLE_DIR, "tasks_from": "use"}}]
+        child = play(tmp_path, use, {"buildset_registry": facts}, env={"ANSIBLE_INJECT_FACT_VARS": "False"})
+        assert child.returncode == 0 and "changed=0" in child.output, child.output[-4000:]
     finally:
         reg.remove()
