@@ -22,7 +22,9 @@ TOKENS = front.derive_tokens(USER, PASSWORD)
 BASIC = "Basic " + base64.b64encode(b"zuul:s3cret").decode()
 WRONG_BASIC = "Basic " + base64.b64encode(b"zuul:nope").decode()
 WRITE = "Bearer " + TOKENS["write"]
+PUSH_TOKEN = "Bearer " + TOKENS["push"]
 READ = "Bearer " + TOKENS["read"]
+PUSHED = "Bearer " + TOKENS["pushed"]
 DIGEST = "sha256:" + "a" * 64
 
 
@@ -58,9 +60,13 @@ def header_matches(patterns, values):
     return False
 
 
-def set_matches(matcher_set, method, path, headers):
+def set_matches(matcher_set, method, path, headers, query=""):
     for kind, arg in matcher_set.items():
-        if kind == "method":
+        if kind == "vars_regexp":
+            (placeholder,) = arg
+            assert placeholder == "{http.request.uri.query}"
+            ok = re.search(arg[placeholder]["pattern"], query) is not None
+        elif kind == "method":
             ok = method in arg
         elif kind == "path":
             ok = path in arg
@@ -69,7 +75,7 @@ def set_matches(matcher_set, method, path, headers):
         elif kind == "header":
             ok = all(header_matches(patterns, headers.get(name, [])) for name, patterns in arg.items())
         elif kind == "not":
-            ok = not any(set_matches(s, method, path, headers) for s in arg)
+            ok = not any(set_matches(s, method, path, headers, query) for s in arg)
         else:
             raise AssertionError("matcher %s is not modelled" % kind)
         if not ok:
@@ -77,11 +83,11 @@ def set_matches(matcher_set, method, path, headers):
     return True
 
 
-def serve(server, method, path, authorization=None):
+def serve(server, method, path, authorization=None, query=""):
     """What the server does with a request: ("static", status, handler) or ("proxy", dial, on 404 dial)."""
     headers = {"Authorization": [authorization]} if authorization else {}
     for route in server["routes"]:
-        if "match" in route and not any(set_matches(s, method, path, headers) for s in route["match"]):
+        if "match" in route and not any(set_matches(s, method, path, headers, query) for s in route["match"]):
             continue
         for handler in route["handle"]:
             if handler["handler"] == "authentication":
@@ -95,7 +101,9 @@ def serve(server, method, path, authorization=None):
                 fallback = None
                 for response in handler.get("handle_response", []):
                     assert response["match"] == {"status_code": [404]}
-                    fallback = response["routes"][0]["handle"][0]["upstreams"][0]["dial"]
+                    marker, fallback_proxy = response["routes"][0]["handle"]
+                    assert marker == {"handler": "vars", "buildset_fallback": "proxy"}
+                    fallback = fallback_proxy["upstreams"][0]["dial"]
                 return ("proxy", handler["upstreams"][0]["dial"], fallback)
             else:
                 raise AssertionError("handler %s is not modelled" % handler["handler"])
@@ -117,8 +125,8 @@ def token_of(outcome):
 def test_tokens_are_stable_hex_and_distinct():
     again = front.derive_tokens(USER, PASSWORD)
     assert again == TOKENS
-    assert set(TOKENS) == {"write", "read"}
-    assert TOKENS["write"] != TOKENS["read"]
+    assert set(TOKENS) == {"write", "push", "read", "pushed"}
+    assert len(set(TOKENS.values())) == 4
     for token in TOKENS.values():
         assert re.fullmatch(r"[0-9a-f]{64}", token)
 
@@ -126,7 +134,7 @@ def test_tokens_are_stable_hex_and_distinct():
 def test_tokens_change_with_the_password_and_the_username():
     other_password = front.derive_tokens(USER, PASSWORD + "x")
     other_user = front.derive_tokens("other", PASSWORD)
-    for kind in ("write", "read"):
+    for kind in TOKENS:
         assert other_password[kind] != TOKENS[kind]
         assert other_user[kind] != TOKENS[kind]
 
@@ -173,15 +181,92 @@ def test_the_hash_is_base64_in_the_account_with_bcrypt_and_a_cache():
             assert basic["hash_cache"] == {}
 
 
+def reverse_proxies(routes):
+    """Every reverse_proxy handler in routes, those of handle_response included."""
+    for route in routes:
+        for handler in route["handle"]:
+            if handler["handler"] == "reverse_proxy":
+                yield handler
+                for response in handler.get("handle_response", []):
+                    yield from reverse_proxies(response["routes"])
+
+
 def test_proxies_keep_the_host_and_say_https():
     for server in servers().values():
-        for route in server["routes"]:
-            for handler in route["handle"]:
-                if handler["handler"] == "reverse_proxy":
-                    assert handler["headers"] == {"request": {"set": {"X-Forwarded-Proto": ["https"]}}}
-                    assert "Host" not in json.dumps(handler)
-                    # Nothing that buffers or cuts long transfers.
-                    assert not {"transport", "request_buffers", "response_buffers"} & set(handler)
+        for handler in reverse_proxies(server["routes"]):
+            assert handler["headers"]["request"]["set"]["X-Forwarded-Proto"] == ["https"]
+            assert "Host" not in json.dumps(handler)
+            # Nothing that buffers or cuts a long transfer once it started.
+            assert not {"request_buffers", "response_buffers"} & set(handler)
+            if handler["upstreams"][0]["dial"] == PROXY:
+                assert handler["transport"] == {"protocol": "http", "response_header_timeout": "30s"}
+            else:
+                assert "transport" not in handler
+
+
+def test_the_push_registry_is_asked_with_every_manifest_type_before_the_proxy():
+    """Asked with the client's Accept, the push registry answers 404 for a
+    pushed manifest of a type left out: the proxy would then answer with
+    upstream's image under the pushed name."""
+    (push_first,) = [h for h in reverse_proxies(servers()["endpoint"]["routes"]) if h["upstreams"][0]["dial"] == PUSH
+                     and "handle_response" in h]  # fmt: skip
+    accept = push_first["headers"]["request"]["set"]["Accept"]
+    assert accept == [", ".join(front.MANIFEST_TYPES)]
+    assert len(front.MANIFEST_TYPES) == 4 and all(t.startswith("application/vnd.") for t in front.MANIFEST_TYPES)
+
+
+def test_what_the_proxy_fails_with_is_a_404_with_distributions_error():
+    endpoint = servers()["endpoint"]
+    (proxy,) = [h for h in reverse_proxies(endpoint["routes"]) if h["upstreams"][0]["dial"] == PROXY]
+    (failure,) = proxy["handle_response"]
+    assert failure["match"] == {"status_code": [401, 403, 429, 5]}
+    # Dial errors and time-outs are errors: the error routes answer for the proxy only.
+    (errors,) = endpoint["errors"]["routes"]
+    assert errors["match"] == [{"vars": {"buildset_fallback": ["proxy"]}}]
+    assert "errors" not in servers()["push"]
+    for handlers in (failure["routes"][0]["handle"], errors["handle"]):
+        (subroute,) = handlers
+        answers = {}
+        for path in ("/v2/a/manifests/" + DIGEST, "/v2/a/b/blobs/" + DIGEST, "/v2/a/tags/list", "/v2/a/other"):
+            route = next(
+                r for r in subroute["routes"]
+                if "match" not in r or re.search(r["match"][0]["path_regexp"]["pattern"], path)
+            )  # fmt: skip
+            (static,) = route["handle"]
+            assert static["status_code"] == 404
+            assert static["headers"]["Docker-Distribution-Api-Version"] == ["registry/2.0"]
+            answers[path.split("/")[-2]] = json.loads(static["body"])["errors"][0]["code"]
+        assert answers == {"manifests": "MANIFEST_UNKNOWN", "blobs": "BLOB_UNKNOWN", "tags": "NAME_UNKNOWN",
+                           "a": "NOT_FOUND"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "query,push",
+    [
+        ("scope=repository%3Alibrary%2Fx%3Apull%2Cpush&service=s", True),
+        ("scope=repository:library/x:pull,push", True),
+        ("scope=repository:library/x:push,pull", True),
+        ("scope=repository:library/x:push", True),
+        ("scope=repository:x:*", True),
+        ("scope=repository%3Ax%3A%2A", True),
+        # containerd sorts its scopes: the one to push may come second.
+        ("scope=repository%3Aa%2Fbase%3Apull&scope=repository%3Ab%2Fapp%3Apull%2Cpush", True),
+        ("service=s&scope=repository:x:pull", False),
+        ("scope=repository:push/x:pull", False),
+        ("scope=repository:x/push:pull", False),
+        ("scope=repository:pusher:pull", False),
+        ("scope=repository:x:pushy", False),
+        ("account=zuul&service=s", False),
+        ("", False),
+    ],
+)
+def test_a_push_scope_is_told_from_a_pull_scope(query, push):
+    assert (re.search(front.PUSH_SCOPE_QUERY, query) is not None) is push
+    server = servers()["endpoint"]
+    assert token_of(serve(server, "GET", "/token", BASIC, query)) == TOKENS["push" if push else "write"]
+    # Without (or with wrong) credentials the scope changes nothing.
+    assert token_of(serve(server, "GET", "/token", None, query)) == TOKENS["pushed"]
+    assert serve(server, "GET", "/token", WRONG_BASIC, query)[:2] == ("static", 401)
 
 
 def test_challenge_names_the_address_the_client_used_and_the_service():
@@ -204,22 +289,30 @@ def test_login_without_anonymous_pull(name):
     assert serve(server, "POST", "/token", BASIC)[:2] == ("static", 404)
     assert token_of(serve(server, "GET", "/token", BASIC)) == TOKENS["write"]
     assert serve(server, "GET", "/token", WRONG_BASIC)[:2] == ("static", 401)
-    assert serve(server, "GET", "/token")[:2] == ("static", 401)
+    # Without credentials: the token of pushed content, read only.
+    assert token_of(serve(server, "GET", "/token")) == TOKENS["pushed"]
     assert serve(server, "GET", "/v2/")[:2] == ("static", 401)
     assert serve(server, "GET", "/v2/", "Bearer nope")[:2] == ("static", 401)
     assert serve(server, "GET", "/v2/", READ)[:2] == ("static", 401)
+    assert serve(server, "GET", "/v2/a/manifests/1", PUSHED) == ("proxy", PUSH, None)
+    assert serve(server, "HEAD", "/v2/a/manifests/" + DIGEST, PUSHED) == ("proxy", PUSH, None)
+    assert serve(server, "GET", "/v2/a/blobs/" + DIGEST, PUSHED) == ("proxy", PUSH, None)
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert serve(server, method, "/v2/a/blobs/uploads/", PUSHED)[:2] == ("static", 401)
     assert serve(server, "GET", "/v2/", WRONG_BASIC)[:2] == ("static", 401)
     assert serve(server, "GET", "/v2/", WRITE) == ("proxy", PUSH, None)
     assert serve(server, "GET", "/v2/", BASIC) == ("proxy", PUSH, None)
     assert serve(server, "PUT", "/v2/a/manifests/1", WRITE)[:2] == ("proxy", PUSH)
 
 
-def test_without_anonymous_pull_the_read_token_is_nowhere():
+def test_one_anonymous_token_is_anywhere():
     text = front.render_front_config(**config())
     assert TOKENS["read"] not in text
-    assert TOKENS["write"] in text
+    assert TOKENS["write"] in text and TOKENS["push"] in text and TOKENS["pushed"] in text
+    assert TOKENS["pushed"] not in front.render_front_config(**config(anonymous_pull=True))
     # Not needed then.
-    front.front_config(**config(tokens={"write": TOKENS["write"]}))
+    front.front_config(**config(tokens={k: v for k, v in TOKENS.items() if k != "read"}))
+    front.front_config(**config(tokens={k: v for k, v in TOKENS.items() if k != "pushed"}, anonymous_pull=True))
 
 
 @pytest.mark.parametrize("name", ["endpoint", "push"])
@@ -232,6 +325,7 @@ def test_login_with_anonymous_pull(name):
     assert serve(server, "POST", "/token")[:2] == ("static", 404)
     assert serve(server, "GET", "/v2/a/manifests/1", READ)[0] == "proxy"
     assert serve(server, "HEAD", "/v2/a/manifests/1", READ)[0] == "proxy"
+    assert serve(server, "GET", "/v2/a/manifests/1", PUSHED)[:2] == ("static", 401)
     for method, path in [
         ("POST", "/v2/a/blobs/uploads/"),
         ("PATCH", "/v2/a/blobs/uploads/u"),
@@ -287,6 +381,13 @@ def test_login_with_anonymous_pull(name):
 def test_routing_at_port(method, path, expected):
     path_only = path.split("?")[0]  # Caddy matches the path without the query
     assert serve(servers()["endpoint"], method, path_only, WRITE) == ("proxy", PUSH, expected)
+    assert serve(servers()["endpoint"], method, path_only, BASIC) == ("proxy", PUSH, expected)
+    if method in ("GET", "HEAD"):
+        assert serve(servers(anonymous_pull=True)["endpoint"], method, path_only, READ) == ("proxy", PUSH, expected)
+    # A push's token, and reads without a login by default: the push registry only.
+    assert serve(servers()["endpoint"], method, path_only, PUSH_TOKEN) == ("proxy", PUSH, None)
+    if method in ("GET", "HEAD") and "/uploads/" not in path:
+        assert serve(servers()["endpoint"], method, path_only, PUSHED) == ("proxy", PUSH, None)
 
 
 @pytest.mark.parametrize(
@@ -314,12 +415,14 @@ def test_route_order_at_port():
             kinds.append("push, then proxy")
         else:
             kinds.append("push")
-    assert kinds == ["login"] * 5 + ["push"] * 4 + ["push, then proxy", "push"]
+    assert kinds == ["login"] * 6 + ["push"] * 5 + ["push, then proxy", "push"]
     assert "match" not in routes[-1]
-    patterns = [m.get("path_regexp", {}).get("pattern") for r in routes[5:10] for m in r["match"]]
+    patterns = [m.get("path_regexp", {}).get("pattern") for r in routes[6:12] for m in r["match"]]
     assert patterns == [
         None,
         front.UPLOAD_PATH,
+        None,
+        None,
         front.BLOB_PATH,
         front.HOST_NAME_PATH,
         None,
@@ -348,6 +451,9 @@ def test_route_order_at_port():
         dict(tokens={"write": 'x" y'}),
         dict(tokens={"write": TOKENS["write"]}, anonymous_pull=True),
         dict(tokens={"write": TOKENS["write"], "read": TOKENS["write"]}, anonymous_pull=True),
+        dict(tokens=dict(TOKENS, push=TOKENS["write"])),
+        dict(tokens=dict(TOKENS, pushed=TOKENS["push"])),
+        dict(tokens={k: v for k, v in TOKENS.items() if k != "push"}),
         dict(service='a"b'),
         dict(service="{x}"),
     ],

@@ -8,9 +8,21 @@ zuul-registry use) and routes to the two registries, which listen on the
 node only (abstract unix sockets or loopback), without TLS or login:
 
 - `port`: writes, blob HEADs, names under a registry host, /v2/ and the
-  catalog go to the push registry; manifest, blob and tag reads go to the
-  push registry and, on its 404 only, to the proxy registry;
+  catalog go to the push registry; so does everything a client does with
+  a push token or the anonymous token of pushed content. Other manifest,
+  blob and tag reads go to the push registry (asked with every manifest
+  type accepted, so a pushed manifest is found whatever the client's
+  Accept) and, on its 404 only, to the proxy registry. What the proxy
+  cannot give (an error, no answer, not running) is a 404 with
+  distribution's error body: clients move on to their next mirror;
 - `push_port`: everything to the push registry.
+
+Tokens (derive_tokens): the token endpoint hands out "write" for the
+login, "push" for the login when the scope asks to push (containerd,
+buildkit, crane and docker ask it for every request of a push, so their
+manifest HEADs before an index see only what was pushed), "read" without
+credentials when anonymous pull is on, else "pushed" (reads of what the
+buildset pushed, as zuul-registry allows).
 
 render_front_config() gives stable text: the role hashes it to decide
 restarts.
@@ -28,7 +40,7 @@ SERVICE = "buildset-registry"
 # The TLS certificate's tag; the connection policies select it by that tag.
 CERT_TAG = "buildset-registry"
 MINIMUM_TLS = "tls1.2"
-TOKEN_KINDS = ("write", "read")
+TOKEN_KINDS = ("write", "push", "read", "pushed")
 # What derive_tokens() signs; changing it changes every token.
 TOKEN_LABEL = b"run-buildset-registry front token v1"
 TOKEN_PATH = "/token"
@@ -49,6 +61,32 @@ BLOB_PATH = r"^/v2/.+/blobs/[^/]+$"
 HOST_NAME_PATH = r"^/v2/(?:[^/]*[.:][^/]*|localhost(?:_\d+)?)/.+/(?:manifests|blobs|tags)/"
 # Reads the proxy may answer when the push registry has nothing.
 SHADOWED_READ_PATH = r"^/v2/.+/(?:manifests/[^/]+|blobs/[^/]+|tags/list)$"
+# A token request whose scope asks to push (or everything): in the raw
+# query, encoded or not. Docker sends "pull,push", containerd sorts its
+# scopes and may send several.
+PUSH_SCOPE_QUERY = r"(?:^|&)scope=[^&]*(?::|%3[aA])(?:[^&]*(?:,|%2[cC]))?(?:push|\*|%2[aA])(?:$|&|,|%2[cC])"
+# Every manifest type the push registry stores: asked with all of them, it
+# serves a pushed manifest as it is (with the client's Accept it answers 404
+# for a type left out, which would send the client to upstream's image).
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+# What the proxy fails with that a client must take as "not here": upstream
+# refusing the proxy's credentials or its rate, any server error (registry
+# 2.8's proxy wraps upstream's 404 for a digest in a 500), no answer.
+PROXY_FAILURES = (401, 403, 429, 5)
+PROXY_HEADER_TIMEOUT = "30s"
+# Set on a request the proxy is asked, so that an error (the proxy not
+# running, no answer in time) is told from the push registry's.
+_FALLBACK_VAR = "buildset_fallback"
+_NOT_FOUND = (
+    (r"/manifests/[^/]+$", "MANIFEST_UNKNOWN", "manifest unknown"),
+    (r"/blobs/[^/]+$", "BLOB_UNKNOWN", "blob unknown to registry"),
+    (r"/tags/list$", "NAME_UNKNOWN", "repository name not known to registry"),
+)
 
 # Tokens go into header matchers and JSON bodies as they are.
 _HEX_TOKEN = re.compile(r"^[0-9a-f]{32,}$")
@@ -96,21 +134,24 @@ def front_config(
 
     push_dial and proxy_dial are Caddy upstream addresses ("unix/@NAME" for
     an abstract unix socket, "127.0.0.1:PORT"); password_hash is the bcrypt
-    hash of the htpasswd line; tokens is derive_tokens()'s result (the read
-    token is used only when anonymous_pull is on).
+    hash of the htpasswd line; tokens is derive_tokens()'s result (of the
+    two anonymous tokens, "read" is used only when anonymous_pull is on,
+    "pushed" only when it is off).
     """
     _check(port, push_port, push_dial, proxy_dial, username, password_hash, tokens, anonymous_pull, service)
     login = _login_routes(username, password_hash, tokens, anonymous_pull, service)
-    endpoint_routes = _endpoint_routes(push_dial, proxy_dial)
-    push = _proxy(push_dial)
+    endpoint = _server(port, login + _endpoint_routes(push_dial, proxy_dial, tokens, anonymous_pull))
+    # The proxy's failures the routes could not answer (not running, no
+    # answer in time) come here as errors: a 404 like any other miss.
+    endpoint["errors"] = {"routes": [_route([{"vars": {_FALLBACK_VAR: ["proxy"]}}], *_not_found_handlers())]}
     return {
         # No admin endpoint, and no autosave.json written at start.
         "admin": {"disabled": True, "config": {"persist": False}},
         "apps": {
             "http": {
                 "servers": {
-                    "endpoint": _server(port, login + endpoint_routes),
-                    "push": _server(push_port, login + [_route(None, push)]),
+                    "endpoint": endpoint,
+                    "push": _server(push_port, login + [_route(None, _proxy(push_dial))]),
                 },
             },
             "tls": {
@@ -122,15 +163,29 @@ def front_config(
     }
 
 
-def _endpoint_routes(push_dial, proxy_dial):
+def _endpoint_routes(push_dial, proxy_dial, tokens, anonymous_pull):
     """The one endpoint's routes after the login, in order (the module's docstring)."""
     push = _proxy(push_dial)
-    push_first = dict(
-        _proxy(push_dial),
-        handle_response=[{"match": {"status_code": [404]}, "routes": [{"handle": [_proxy(proxy_dial)]}]}],
+    # The proxy's own errors become 404s; so do dial errors and time-outs,
+    # through the server's error routes, which _FALLBACK_VAR selects.
+    proxy = dict(
+        _proxy(proxy_dial),
+        transport={"protocol": "http", "response_header_timeout": PROXY_HEADER_TIMEOUT},
+        handle_response=[{"match": {"status_code": list(PROXY_FAILURES)}, "routes": _not_found_routes()}],
     )
+    push_first = dict(
+        _proxy(push_dial, Accept=[", ".join(MANIFEST_TYPES)]),
+        handle_response=[
+            {
+                "match": {"status_code": [404]},
+                "routes": [{"handle": [{"handler": "vars", _FALLBACK_VAR: "proxy"}, proxy]}],
+            }
+        ],
+    )
+    push_only_tokens = [tokens["push"]] + ([] if anonymous_pull else [tokens["pushed"]])
     return [
         _route([{"method": list(WRITE_METHODS)}, {"path_regexp": {"name": "upload", "pattern": UPLOAD_PATH}}], push),
+        _route([{"header": {"Authorization": ["Bearer " + token]}} for token in push_only_tokens], push),
         _route([{"method": ["HEAD"], "path_regexp": {"name": "blob", "pattern": BLOB_PATH}}], push),
         _route([{"path_regexp": {"name": "host", "pattern": HOST_NAME_PATH}}], push),
         _route([{"path": ["/v2", "/v2/", "/v2/_catalog"]}], push),
@@ -140,6 +195,34 @@ def _endpoint_routes(push_dial, proxy_dial):
         ),
         _route(None, push),
     ]
+
+
+def _not_found_routes():
+    return [{"handle": _not_found_handlers()}]
+
+
+def _not_found_handlers():
+    """distribution's 404 for what the request asked (a manifest, a blob, tags)."""
+    routes = [
+        _route(
+            [{"path_regexp": {"name": "missing", "pattern": pattern}}],
+            _static(404, _error_body(code, message), _registry_headers()),
+        )
+        for pattern, code, message in _NOT_FOUND
+    ]
+    routes.append(_route(None, _static(404, _error_body("NOT_FOUND", "not found"), _registry_headers())))
+    return [{"handler": "subroute", "routes": routes}]
+
+
+def _error_body(code, message):
+    return json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}, separators=(",", ":"))
+
+
+def _registry_headers():
+    return {
+        "Docker-Distribution-Api-Version": ["registry/2.0"],
+        "Content-Type": ["application/json; charset=utf-8"],
+    }
 
 
 def render_front_config(**kwargs):
@@ -160,12 +243,12 @@ def _check(port, push_port, push_dial, proxy_dial, username, password_hash, toke
         raise ValueError("username must be non-empty and hold no colon, not %r" % (username,))
     if not isinstance(password_hash, str) or not _BCRYPT.match(password_hash):
         raise ValueError("password_hash must be a bcrypt hash ($2b$NN$...)")
-    kinds = ("write", "read") if anonymous_pull else ("write",)
+    kinds = ("write", "push", "read" if anonymous_pull else "pushed")
     for kind in kinds:
         if not _HEX_TOKEN.match(str(tokens.get(kind, ""))):
             raise ValueError("tokens[%r] must be a hex token from derive_tokens()" % kind)
-    if anonymous_pull and tokens["read"] == tokens["write"]:
-        raise ValueError("the read and write tokens must differ")
+    if len({tokens[kind] for kind in kinds}) != len(kinds):
+        raise ValueError("the %s tokens must differ" % ", ".join(kinds))
     if not service or '"' in service or "\\" in service or "{" in service:
         raise ValueError("service must be non-empty and hold no quote, backslash or brace, not %r" % (service,))
 
@@ -195,14 +278,14 @@ def _server(port, routes):
     }
 
 
-def _proxy(dial):
+def _proxy(dial, **request_headers):
     # Caddy keeps the client's Host, so the registry builds Location URLs
     # for the address the client used; requests and responses stream (no
     # buffering, no timeout on a long transfer).
     return {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": dial}],
-        "headers": {"request": {"set": {"X-Forwarded-Proto": ["https"]}}},
+        "headers": {"request": {"set": {"X-Forwarded-Proto": ["https"], **request_headers}}},
     }
 
 
@@ -229,13 +312,14 @@ def _challenge(service):
     return _static(
         401,
         UNAUTHORIZED_BODY,
-        {
-            "WWW-Authenticate": [
-                'Bearer realm="https://{http.request.hostport}%s",service="%s"' % (TOKEN_PATH, service)
-            ],
-            "Docker-Distribution-Api-Version": ["registry/2.0"],
-            "Content-Type": ["application/json; charset=utf-8"],
-        },
+        dict(
+            _registry_headers(),
+            **{
+                "WWW-Authenticate": [
+                    'Bearer realm="https://{http.request.hostport}%s",service="%s"' % (TOKEN_PATH, service)
+                ]
+            },
+        ),
     )
 
 
@@ -261,26 +345,32 @@ def _login_routes(username, password_hash, tokens, anonymous_pull, service):
     """The routes both ports start with: the token endpoint, then the gate."""
     basic = {"Authorization": ["Basic *"]}
     json_type = {"Content-Type": ["application/json"]}
+    anonymous = tokens["read"] if anonymous_pull else tokens["pushed"]
+    push_scope = {"vars_regexp": {"{http.request.uri.query}": {"name": "push", "pattern": PUSH_SCOPE_QUERY}}}
     routes = [
         # containerd posts an OAuth2 form first and falls back to a GET with
         # Basic credentials on 400, 401 or 404.
         _route([{"method": ["POST"], "path": [TOKEN_PATH]}], _static(404)),
-        # Credentials that do not check get 401 from http_basic, even with
-        # anonymous pull on.
+        # Credentials that do not check get 401 from http_basic, whatever
+        # an anonymous client would get.
+        _route(
+            [dict({"path": [TOKEN_PATH], "header": basic}, **push_scope)],
+            _basic_auth(username, password_hash),
+            _static(200, _token_body(tokens["push"]), json_type),
+        ),
         _route(
             [{"path": [TOKEN_PATH], "header": basic}],
             _basic_auth(username, password_hash),
             _static(200, _token_body(tokens["write"]), json_type),
         ),
-        _route(
-            [{"path": [TOKEN_PATH]}],
-            _static(200, _token_body(tokens["read"]), json_type) if anonymous_pull else _challenge(service),
-        ),
+        # Without credentials: a token that reads (everything, or what
+        # was pushed), never writes. /v2/ still challenges, so docker and
+        # skopeo send the credentials they have.
+        _route([{"path": [TOKEN_PATH]}], _static(200, _token_body(anonymous), json_type)),
         # Basic credentials are checked (401 when wrong), then served.
         _route([{"header": basic}], _basic_auth(username, password_hash)),
     ]
-    allowed = [{"header": {"Authorization": ["Bearer " + tokens["write"]]}}, {"header": basic}]
-    if anonymous_pull:
-        allowed.append({"header": {"Authorization": ["Bearer " + tokens["read"]]}, "method": list(READ_METHODS)})
+    allowed = [{"header": {"Authorization": ["Bearer " + tokens[kind]]}} for kind in ("write", "push")]
+    allowed += [{"header": basic}, {"header": {"Authorization": ["Bearer " + anonymous]}, "method": list(READ_METHODS)}]
     routes.append(_route([{"not": allowed}], _challenge(service)))
     return routes
