@@ -3,6 +3,7 @@ would, loading a module file of library/, the role's wording of an error,
 a module's params at their defaults, and the inputs several test files
 build (a use fact, the containers part's params, an unwritable root)."""
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -10,7 +11,22 @@ import stat
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19: the unit tests on Python 3.9 (README.rst, Support matrix)
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        """The module arguments AnsibleModule reads, as ansible-core 2.19's helper sets them."""
+        from ansible.module_utils import basic
+
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
+
 
 ROLE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Any text the use entry point takes as a PEM certificate.

@@ -2,11 +2,13 @@
 before anything changes; its result shape. No Docker here: a run that gets
 past the checks meets an engine that is not there, which is a test too."""
 
+import os
+
 import pytest
 from helpers import load_library, option_params, role_message, run_main
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
-from ansible.module_utils.buildset_registry.common.options import role_spec
+from ansible.module_utils.buildset_registry.common.options import DEFAULT_DOCKER_HOST, role_spec
 from ansible.module_utils.buildset_registry.registry import entry as role
 
 
@@ -15,8 +17,10 @@ def load_module():
 
 
 def params(root, **over):
-    # docker_host None: the engine from DOCKER_HOST, which the tests point elsewhere.
-    return option_params(role_spec(), **dict(dict(root=root, host="localhost", docker_host=None), **over))
+    # The engine from DOCKER_HOST, which the tests point elsewhere. Not None:
+    # ansible-core before 2.19 refuses None for a str option.
+    engine = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    return option_params(role_spec(), **dict(dict(root=root, host="localhost", docker_host=engine), **over))
 
 
 BAD = [

@@ -6,7 +6,11 @@ import base64
 import json
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the unit tests on Python 3.9 (requirements.txt's #matrix unit-3.9)
+    import tomli as tomllib
 from helpers import use_fact
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
