@@ -144,3 +144,26 @@ def test_with_facts_not_injected_zuul_return_and_use_read_the_fact(tmp_path, ups
         assert child.returncode == 0 and "changed=0" in child.output, child.output[-4000:]
     finally:
         reg.remove()
+
+
+def test_an_old_library_on_the_target_fails_the_task_with_a_message_before_any_change(tmp_path, upstream):
+    """Under no_log, a module that cannot start shows nothing but MODULE
+    FAILURE: an old bcrypt (a stand-in distribution 3.1.0 ahead on the
+    target's path) must fail with a message instead, and write nothing."""
+    target_libraries(DEBIAN_PYTHON)
+    old = tmp_path / "old-libs"
+    (old / "bcrypt").mkdir(parents=True)
+    (old / "bcrypt" / "__init__.py").write_text("__version__ = '3.1.0'\n")
+    (old / "bcrypt-3.1.0.dist-info").mkdir()
+    (old / "bcrypt-3.1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: bcrypt\nVersion: 3.1.0\n")
+    reg = Registry(tmp_path, upstream["url"], prefix="matrix")
+    try:
+        proc, facts = reg.apply(env={TARGET_PYTHON_ENV: DEBIAN_PYTHON, "PYTHONPATH": str(old)})
+        assert proc.returncode != 0 and facts is None, proc.output[-4000:]
+        assert "MODULE FAILURE" not in proc.output, proc.output[-4000:]
+        assert "bcrypt 3.1.0" in proc.output and "older than 3.2.0" in proc.output, proc.output[-4000:]
+        assert "python3-bcrypt" in proc.output and "'bcrypt>=3.2.0'" in proc.output
+        assert not Path(reg.vars["buildset_registry_root"]).exists()
+        assert not any(container_exists(name) for name in reg.containers)
+    finally:
+        reg.remove()
