@@ -186,16 +186,7 @@ def test_upstream_back_heals_without_a_rerun(registry, private_upstream, tmp_pat
     proxy = registry.vars["buildset_registry_proxy_container"]
     before = proxy_state("docker", proxy)
     assert docker("start", up["name"]).returncode == 0
-    start = time.monotonic()
-    while True:
-        status, _ = timed_status(c, UPSTREAM_IMAGE, 30)
-        healed = time.monotonic() - start
-        if status == 200 or healed > HEAL_WITHIN:
-            break
-        time.sleep(2)
-    record_property("heal_seconds", round(healed, 1))
-    print(f"upstream back: its image pulls through port after {healed:.1f} s (proxy was {before})")
-    assert status == 200, f"not healed within {HEAL_WITHIN} s: {status}"
+    wait_healed(c, UPSTREAM_IMAGE, record_property, f"docker (proxy was {before})")
     pulled = c.pull("proxy", UPSTREAM_IMAGE, tmp_path / "healed")
     assert pulled.returncode == 0, pulled.stderr
 
@@ -295,3 +286,33 @@ def test_refused_upstream_under_podman(podman_registry, unused_port, tmp_path, r
 
     again, _ = podman_registry.apply_ok(variables)
     assert role_changed(again) == [], again.output[-3000:]
+
+
+def wait_healed(c, ref, record_property, what):
+    start = time.monotonic()
+    while True:
+        status, _ = timed_status(c, ref, 30)
+        healed = time.monotonic() - start
+        if status == 200 or healed > HEAL_WITHIN:
+            break
+        time.sleep(2)
+    record_property("heal_seconds", round(healed, 1))
+    print(f"{what}: upstream back, its image pulls through port after {healed:.1f} s")
+    assert status == 200, f"not healed within {HEAL_WITHIN} s: {status}"
+
+
+def test_upstream_back_heals_under_podman_without_a_rerun(podman_registry, private_upstream, tmp_path, record_property):
+    up = private_upstream(UPSTREAM_IMAGE)
+    variables = {"buildset_registry_proxy_remote_url": up["url"]}
+    assert docker("stop", up["name"]).returncode == 0
+    proc, facts = podman_registry.apply_ok(variables)
+    warned(proc, up["url"], "buildset_registry_proxy_remote_url")
+    c = Clients(facts, tmp_path)
+    time.sleep(20)
+    proxy = podman_registry.vars["buildset_registry_proxy_container"]
+    assert proxy_state("podman", proxy)[0] == "exited"
+    assert docker("start", up["name"]).returncode == 0
+    wait_healed(c, UPSTREAM_IMAGE, record_property, "podman")
+    again, _ = podman_registry.apply_ok(variables)
+    assert role_changed(again) == [], again.output[-3000:]
+    assert "[WARNING]" not in again.output, again.output[-3000:]

@@ -249,15 +249,19 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, wa
             outcome.data.setdefault("warnings", []).append(
                 upstream.warning(item.name, params["proxy_remote_url"], upstream.OTHER, panic, engine.podman)
             )
+            gave_up.add(item.name)
             return None
         # Else it crash-loops under its restart policy until the next run
         # (Podman restarts it about ten times a second).
         engine.remove(item.id)
         return diagnose.failure(by_name[item.name], what, logs, params["proxy_remote_url"], paths, check, last)
 
+    gave_up = set()
     to_wait = [item for item in started if item.name not in waiting]
     waited = wait_ready(engine, to_wait, paths["cert"], params["wait_timeout"], fail)
     outcome.data["ready_seconds"] = round(waited, 3)
+    sockets = {p.name: p.endpoint.socket for p in plans}
+    upstream.leave_waiters(engine, started, sockets, waiting | gave_up, params, outcome)
 
 
 def checks(endpoint, tokens):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
+import sys
 from urllib.parse import urlencode, urlsplit
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
@@ -184,3 +185,29 @@ def check(params, endpoints, podman, outcome):
         if cause:
             outcome.data.setdefault("warnings", []).append(warning(name, url, cause, detail, podman))
     return frozenset(name for name, item in report.items() if not item["usable"])
+
+
+def leave_waiters(engine, started, sockets, waiting, params, outcome):
+    """For each started proxy in waiting, leave a waiter (registry/waiter.py)
+    that starts it once its upstream answers, unless one runs already.
+    Needs the engine's API on a unix socket; sockets: name -> its socket."""
+    from ansible.module_utils.buildset_registry.registry import waiter
+
+    path = engine.url[len("unix://") :] if engine.url.startswith("unix://") else ""
+    for item in started:
+        if item.name not in waiting or not path.startswith("/"):
+            continue
+        report = outcome.data["upstreams"][item.name]
+        if waiter.is_waiting(item.id):
+            report["waiter"] = "running"
+            continue
+        source = inspect_source(waiter)
+        url = params["proxy_remote_url"]
+        report["waiter"] = waiter.launch(sys.executable, source, path, item.id, sockets[item.name], url)
+
+
+def inspect_source(module):
+    """A module's source text, also from the zip Ansible runs modules from."""
+    import inspect
+
+    return inspect.getsource(module)
