@@ -319,6 +319,17 @@ class DockerCLI:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def hosts_dir(path, address, ca):
+    """A containerd hosts directory for address over TLS (ctr would speak
+    plain HTTP to a localhost registry without one)."""
+    (path / address).mkdir(parents=True)
+    (path / address / "hosts.toml").write_text(
+        f'server = "https://{address}"\n\n[host."https://{address}"]\n'
+        f'  capabilities = ["pull", "resolve", "push"]\n  ca = "{ca}"\n'
+    )
+    return str(path)
+
+
 class Ctr:
     """ctr on Docker's containerd, in a namespace of the caller's own."""
 
@@ -327,9 +338,9 @@ class Ctr:
     def __init__(self, namespace, timeout=120):
         self.namespace, self.timeout = namespace, timeout
 
-    def __call__(self, *args, timeout=None):
+    def __call__(self, *args, timeout=None, text=True):
         cmd = ["ctr", "--address", self.ADDRESS, "--namespace", self.namespace, *args]
-        return run(cmd, timeout=timeout or self.timeout)
+        return run(cmd, timeout=timeout or self.timeout, text=text)
 
     def digest(self, ref):
         """The digest ctr lists for ref, or None."""

@@ -16,7 +16,18 @@ import shutil
 import uuid
 
 import pytest
-from clients import MANIFEST_V2, Clients, Ctr, DockerCLI, make_image, podman, pulled_matches, sha256, upstream_digest
+from clients import (
+    MANIFEST_V2,
+    Clients,
+    Ctr,
+    DockerCLI,
+    hosts_dir,
+    make_image,
+    podman,
+    pulled_matches,
+    sha256,
+    upstream_digest,
+)
 from harness import Registry, docker, run
 
 SHADOWED, UPSTREAM_ONLY, BASE = "library/one-shadowed:1", "library/one-upstream:1", "library/one-base:1"
@@ -134,17 +145,6 @@ def pushed_digest(output):
     return found.group(1)
 
 
-def hosts_dir(path, address, ca):
-    """A containerd hosts directory for address over TLS (ctr would speak
-    plain HTTP to a localhost registry without one)."""
-    (path / address).mkdir(parents=True)
-    (path / address / "hosts.toml").write_text(
-        f'server = "https://{address}"\n\n[host."https://{address}"]\n'
-        f'  capabilities = ["pull", "resolve", "push"]\n  ca = "{ca}"\n'
-    )
-    return str(path)
-
-
 def test_ctr_pulls_pushed_images_first_and_pushes_with_the_login(one, tmp_path):
     hosts = hosts_dir(tmp_path / "hosts", one.address, one.c.ca)
     opts = ["--hosts-dir", hosts, "-u", one.c.creds]
@@ -251,13 +251,20 @@ def test_the_challenge_names_the_token_endpoint_at_the_address_the_client_used(o
 
 
 @pytest.mark.parametrize("kind", ["proxy", "push"])
-def test_login_required_no_token_without_or_with_wrong_credentials(one, kind):
-    assert token(one.c, kind) == (401, None)
+def test_login_required_to_write_and_to_read_what_was_not_pushed(one, kind):
     assert token(one.c, kind, one.c.creds + "x") == (401, None)
     status, write = token(one.c, kind, one.c.creds)
     assert status == 200 and write
     path = f"/v2/{SHADOWED.split(':')[0]}/manifests/1"
     assert status_with(one.c, kind, path, "Bearer " + write) == 200
+    # Without credentials: a token that reads what the buildset pushed, nothing else.
+    status, pushed = token(one.c, kind)
+    assert status == 200 and pushed and pushed != write
+    assert status_with(one.c, kind, path, "Bearer " + pushed) == 200
+    upstream_only = f"/v2/{UPSTREAM_ONLY.split(':')[0]}/manifests/1"
+    assert status_with(one.c, kind, upstream_only, "Bearer " + pushed) == 404
+    assert status_with(one.c, kind, "/v2/buildset/x/blobs/uploads/", "Bearer " + pushed, "POST") == 401
+    assert status_with(one.c, kind, path, "Bearer " + pushed, "DELETE") == 401
     assert status_with(one.c, kind, path, "Bearer " + "0" * 64) == 401
     assert status_with(one.c, kind, "/v2/buildset/x/blobs/uploads/", "Bearer made-up", "POST") == 401
     assert one.c.status(kind, path) == 401
@@ -289,8 +296,14 @@ def test_anonymous_pull_hands_out_a_read_token_that_cannot_write(anonymous, tmp_
     assert pulled_matches(tmp_path / "pulled", image) == []
 
 
-def test_without_anonymous_pull_skopeo_cannot_pull_without_credentials(one, tmp_path):
+def test_without_anonymous_pull_skopeo_pulls_only_pushed_images_without_credentials(one, tmp_path):
+    """zuul-registry's default: what the buildset pushed is readable
+    without a login; the caches of the upstreams are not."""
     proc = one.c.skopeo("copy", "--src-cert-dir", str(one.c.cert_dir), f"docker://{one.address}/{SHADOWED}",
+                        f"dir:{tmp_path / 'pushed'}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert pulled_matches(tmp_path / "pushed", one.shadow) == []
+    proc = one.c.skopeo("copy", "--src-cert-dir", str(one.c.cert_dir), f"docker://{one.address}/{UPSTREAM_ONLY}",
                         f"dir:{tmp_path / 'no'}")  # fmt: skip
     assert proc.returncode != 0 and not (tmp_path / "no" / "manifest.json").exists()
 
@@ -434,26 +447,35 @@ def test_a_front_image_without_caddy_fails_naming_the_variable_and_leaves_no_fro
     registry.apply_ok()
 
 
-def test_ctr_and_podman_pull_without_credentials_only_with_anonymous_pull(one, anonymous, tmp_path):
+def test_ctr_and_podman_pull_without_credentials_pushed_images_and_the_rest_only_with_anonymous_pull(
+    one, anonymous, upstream, tmp_path
+):
     """ctr asks for its token with a POST first (404 here), then a GET
     without credentials; podman follows the challenge the same way."""
     _, facts, c, image = anonymous
     (tmp_path / "no-auth.json").write_text("{}")
     env = {"REGISTRY_AUTH_FILE": str(tmp_path / "no-auth.json")}
-    cases = ((c, "buildset/anon:1", image.digest, True), (one.c, SHADOWED, one.shadow.digest, False))
+    cases = (
+        (c, "buildset/anon:1", image.digest),
+        (c, upstream["images"][0], upstream_digest(upstream, upstream["images"][0])),
+        (one.c, SHADOWED, one.shadow.digest),
+        (one.c, UPSTREAM_ONLY, None),
+    )
+    pulled_refs = []
     try:
-        for clients, ref, digest, anonymous_on in cases:
+        for i, (clients, ref, digest) in enumerate(cases):
             full = f"{clients.addresses['proxy']}/{ref}"
-            hosts = hosts_dir(tmp_path / f"hosts-{anonymous_on}", clients.addresses["proxy"], clients.ca)
+            pulled_refs.append(full)
+            hosts = hosts_dir(tmp_path / f"hosts-{i}", clients.addresses["proxy"], clients.ca)
             pulled = ctr("image", "pull", "--hosts-dir", hosts, full, timeout=120)
-            assert (pulled.returncode == 0) is anonymous_on, pulled.output
-            if anonymous_on:
+            assert (pulled.returncode == 0) is bool(digest), (full, pulled.output)
+            if digest:
                 assert ctr.digest(full) == digest
             pulled = podman(tmp_path, "pull", "-q", "--cert-dir", str(clients.cert_dir), full, env=env)
-            assert (pulled.returncode == 0) is anonymous_on, pulled.stderr
-            if anonymous_on:
+            assert (pulled.returncode == 0) is bool(digest), (full, pulled.stderr)
+            if digest:
                 inspect = podman(tmp_path, "image", "inspect", "-f", "{{.Digest}}", full, env=env)
                 assert inspect.stdout.strip() == digest
     finally:
         ctr.cleanup()
-        run(["podman", "rmi", "-f", f"{c.addresses['proxy']}/buildset/anon:1"], env=env)
+        run(["podman", "rmi", "-f", *pulled_refs], env=env)

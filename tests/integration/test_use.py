@@ -348,17 +348,17 @@ def test_an_ipv6_registry_is_reached_through_a_hosts_name(buildset, snapshot, tm
 
 
 @pytest.mark.parametrize("anonymous", [True, False])
-def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only_with_anonymous_pull(
+def test_the_docker_engine_pulls_pushed_images_through_its_mirror_without_hub_credentials(
     buildset,
     snapshot,
     tmp_path,
     anonymous,
 ):
     """dockerd hands a mirror only Docker Hub's credentials; zuul-jobs'
-    use-buildset-registry writes none. With anonymous pull, the mirror hands
-    out a read token and pushed images come first; without it, the mirror
-    answers 401 and dockerd goes to Docker Hub (kept on loopback here), so
-    the pull fails."""
+    use-buildset-registry writes none. Pushed images are readable without
+    a login, so they come first all the same; upstream's only with
+    anonymous pull (without it, the mirror answers 404 and dockerd goes to
+    Docker Hub, kept on loopback here, so that pull fails)."""
     reg = make_use_registry(tmp_path, buildset.reg.vars["buildset_registry_proxy_remote_url"],
                             buildset_registry_anonymous_pull=anonymous)  # fmt: skip
     ref = "library/use-anon-%s:1" % os.urandom(3).hex()
@@ -375,18 +375,17 @@ def test_the_docker_engine_pulls_through_its_mirror_without_hub_credentials_only
             # What a node set up by use-buildset-registry has: no Docker Hub credentials.
             del config["auths"]["https://index.docker.io/v1/"]
             (HOME / ".docker" / "config.json").write_text(json.dumps(config))
-        docker("rmi", "-f", ref)
-        proc = docker("pull", ref)
+        assert docker_pull_digest(ref) == [image.digest]
+        docker("rmi", "-f", UPSTREAM_ONLY)
+        upstream = docker("pull", UPSTREAM_ONLY)
+        assert (upstream.returncode == 0) is anonymous, upstream.stdout + upstream.stderr
         if anonymous:
-            assert proc.returncode == 0, proc.stdout + proc.stderr
-            assert docker_pull_digest(ref) == [image.digest]
-        else:
-            assert proc.returncode != 0
+            assert docker_pull_digest(UPSTREAM_ONLY) == [buildset.upstream_digest]
         # Pushes always need the login: skopeo without credentials is refused.
         bare = skopeo("copy", "--dest-no-creds", "dir:%s" % image.path,
                       "docker://%s:%d/%s-bare" % (facts["host"], facts["port"], ref))  # fmt: skip
         assert bare.returncode != 0
     finally:
-        docker("rmi", "-f", ref)
+        docker("rmi", "-f", ref, UPSTREAM_ONLY)
         reg.remove()
         rmtree(tmp_path / "root")
