@@ -20,7 +20,8 @@ description:
     or makes the key and self-signed certificate, keeps or writes the
     htpasswd entry (generating and storing a password when none is given),
     and keeps, creates, recreates or restarts the push registry, the proxy
-    registry and the front, returning when they answer.
+    registry and the front, returning when they answer. A proxy whose
+    upstream cannot be used is a warning, not a failure (RV(upstreams)).
   - Returns the registry's coordinates, the password included, in
     RV(buildset_registry), and sets them as the fact C(buildset_registry)
     (RV(ansible_facts)); the task that calls it must be C(no_log).
@@ -218,6 +219,21 @@ endpoints:
   sample:
     registry: {host: 192.0.2.10, port: 5000, address: "192.0.2.10:5000"}
     push: {host: 192.0.2.10, port: 5001, address: "192.0.2.10:5001"}
+upstreams:
+  description:
+    - Each proxy's upstream as the module found it before starting the proxy
+      (a probe of its C(/v2/) with a 4 s timeout). One that is not usable is
+      a warning, not a failure; the proxy is not waited for, and a waiter
+      process starts it once the upstream answers.
+  returned: state is present
+  type: dict
+  sample:
+    buildset_proxy:
+      url: https://registry-1.docker.io
+      usable: false
+      cause: refused
+      detail: "ConnectionRefusedError: [Errno 111] Connection refused"
+      waiter: 4242
 image_ids:
   description: Image reference -> ID of the images the containers run (null in check mode when still to be pulled).
   returned: state is present

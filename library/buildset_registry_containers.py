@@ -32,6 +32,10 @@ description:
     challenge; 200 with the write token); a container that exits or
     restarts meanwhile fails the task with its last log lines and the
     likely cause.
+  - A proxy whose upstream (O(proxy_remote_url)) refuses connections, does
+    not resolve, does not answer, fails TLS or answers 401 to
+    O(proxy_username)/O(proxy_password) is a warning, not a failure; see
+    RV(upstreams).
   - Needs the C(docker) Python SDK and a running Docker engine on the target.
 options:
   root:
@@ -129,7 +133,7 @@ options:
   docker_host:
     description:
       - The engine's Docker-compatible API, e.g. a Podman service's socket.
-      - Default: E(DOCKER_HOST), else C(unix:///var/run/docker.sock).
+      - "Default: E(DOCKER_HOST), else C(unix:///var/run/docker.sock)."
     type: str
 attributes:
   check_mode:
@@ -196,6 +200,21 @@ containers:
     push: {name: buildset_registry, id: 9b2e07..., action: unchanged}
     proxy: {name: buildset_proxy, id: 3f1c9a..., action: created}
     front: {name: buildset_front, id: 5d0a3c..., action: created, ports: [5000, 5001]}
+upstreams:
+  description:
+    - Each proxy's upstream as the module found it before starting the proxy
+      (a probe of its C(/v2/) with a 4 s timeout). One that is not usable is
+      a warning, not a failure; the proxy is not waited for, and a waiter
+      process starts it once the upstream answers.
+  returned: state is present
+  type: dict
+  sample:
+    buildset_proxy:
+      url: https://registry-1.docker.io
+      usable: false
+      cause: refused
+      detail: "ConnectionRefusedError: [Errno 111] Connection refused"
+      waiter: 4242
 image_ids:
   description:
     - Image reference -> ID of the images the containers run; an ID is null

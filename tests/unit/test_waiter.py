@@ -156,3 +156,10 @@ def test_the_bootstrap_runs_the_source_from_stdin():
     out = subprocess.run([sys.executable, "-c", waiter.BOOTSTRAP, waiter.MARK, "a"], input=source, text=True,
                          capture_output=True, check=True)  # fmt: skip
     assert out.stdout.strip() == "['%s', 'a']" % waiter.MARK
+
+
+def test_watch_outlives_an_engine_that_does_not_answer(tmp_path):
+    slept = []
+    why = waiter.watch(str(tmp_path / "no-engine.sock"), "cid", "@x", "http://127.0.0.1:9", interval=0.01,
+                       lifetime=0.3, sleep=lambda s: (slept.append(s), time.sleep(0.05)))  # fmt: skip
+    assert why == "lifetime" and len(slept) >= 2

@@ -23,6 +23,7 @@ the waiter from the role.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -117,16 +118,20 @@ def watch(engine_socket, container_id, registry_socket, url, interval=INTERVAL, 
     deadline = time.monotonic() + lifetime
     wait = interval
     while time.monotonic() < deadline:
-        status, info = engine(engine_socket, "GET", "/containers/%s/json" % container_id)
+        try:
+            status, info = engine(engine_socket, "GET", "/containers/%s/json" % container_id)
+        except (OSError, ValueError):
+            status, info = None, None  # the engine restarts: ask again later
         state = ((info or {}).get("State") or {}).get("Status") if status == 200 else None
-        if status not in (200, 404):
-            state = "unknown"  # the engine is restarting: ask again later
+        if status != 200 and status != 404:
+            state = "unknown"
         action = step(state, state != "unknown" and upstream_answers(url), serving(registry_socket))
         if action == "exit":
             return "gone" if state is None else "serving"
         if action != "wait":
             query = "?t=1" if action == "restart" else ""
-            engine(engine_socket, "POST", "/containers/%s/%s%s" % (container_id, action, query))
+            with contextlib.suppress(OSError, ValueError):
+                engine(engine_socket, "POST", "/containers/%s/%s%s" % (container_id, action, query))
         sleep(wait)
         wait = min(wait * 2, MAX_INTERVAL)
     return "lifetime"
@@ -135,10 +140,7 @@ def watch(engine_socket, container_id, registry_socket, url, interval=INTERVAL, 
 def main(argv):
     # python -c BOOTSTRAP MARK ARGS: argv is ["-c", MARK, ARGS...].
     engine_socket, container_id, registry_socket, url = argv[2:6]
-    try:
-        watch(engine_socket, container_id, registry_socket, url)
-    except OSError:
-        pass  # the engine went away for good: nothing to start
+    watch(engine_socket, container_id, registry_socket, url)
 
 
 # The command line holds this, not the source: the source comes on stdin.
