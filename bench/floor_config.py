@@ -23,7 +23,8 @@ ansible.module_utils.__path__.append(module_utils)
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS  # noqa: E402
 from ansible.module_utils.buildset_registry.registry.config import render_config  # noqa: E402
 from ansible.module_utils.buildset_registry.registry.endpoints import socket_name  # noqa: E402
-from ansible.module_utils.buildset_registry.registry.front import derive_tokens, render_front_config  # noqa: E402
+from ansible.module_utils.buildset_registry.registry.front import render_front_config  # noqa: E402
+from ansible.module_utils.buildset_registry.registry.login import derive_tokens  # noqa: E402
 
 password = secrets.token_urlsafe(24)
 hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(int(cost), prefix=b"2b")).decode()

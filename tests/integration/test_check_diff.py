@@ -3,7 +3,7 @@ htpasswd entry and each container, without a secret, and nothing changed."""
 
 from harness import docker
 
-from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+from ansible.module_utils.buildset_registry.registry.login import derive_tokens
 
 
 def test_check_diff_shows_each_part_without_secrets(registry):

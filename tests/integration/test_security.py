@@ -10,7 +10,7 @@ import pytest
 from clients import Clients, make_image
 from harness import docker
 
-from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+from ansible.module_utils.buildset_registry.registry.login import derive_tokens
 
 KINDS = ("proxy", "push")
 

@@ -43,7 +43,7 @@ from ansible.module_utils.buildset_registry.registry.engine import (
     host_config_args,
     root_cause,
 )
-from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+from ansible.module_utils.buildset_registry.registry.login import derive_tokens
 from ansible.module_utils.buildset_registry.registry.plan import (
     decide_action,
     desired_spec,

@@ -183,7 +183,7 @@ def test_check_mode_plans_without_acting_or_writing(tmp_path):
 def test_apply_removes_a_recreated_container_before_creating_and_restarts_a_kept_one(tmp_path):
     from ansible.module_utils.buildset_registry.common.layout import layout
     from ansible.module_utils.buildset_registry.registry.endpoints import endpoint_list
-    from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+    from ansible.module_utils.buildset_registry.registry.login import derive_tokens
     from ansible.module_utils.buildset_registry.registry.plan import plan_endpoints
 
     p = params(tmp_path)

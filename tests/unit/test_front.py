@@ -12,13 +12,13 @@ import re
 
 import pytest
 
-from ansible.module_utils.buildset_registry.registry import front
+from ansible.module_utils.buildset_registry.registry import front, login
 
 USER, PASSWORD = "zuul", "s3cret"
 # bcrypt of "s3cret", cost 4 (any well-formed hash does: the model compares the password).
 HASH = "$2b$04$rO3Zfi7wlzXjgiBw7ehEBuOE90LxqnCa/rOIJjn3Q/islgfp4r2xa"
 PUSH, PROXY = "unix/@test-push", "unix/@test-proxy"
-TOKENS = front.derive_tokens(USER, PASSWORD)
+TOKENS = login.derive_tokens(USER, PASSWORD)
 BASIC = "Basic " + base64.b64encode(b"zuul:s3cret").decode()
 WRONG_BASIC = "Basic " + base64.b64encode(b"zuul:nope").decode()
 WRITE = "Bearer " + TOKENS["write"]
@@ -123,7 +123,7 @@ def token_of(outcome):
 
 
 def test_tokens_are_stable_hex_and_distinct():
-    again = front.derive_tokens(USER, PASSWORD)
+    again = login.derive_tokens(USER, PASSWORD)
     assert again == TOKENS
     assert set(TOKENS) == {"write", "push", "read", "pushed"}
     assert len(set(TOKENS.values())) == 4
@@ -132,8 +132,8 @@ def test_tokens_are_stable_hex_and_distinct():
 
 
 def test_tokens_change_with_the_password_and_the_username():
-    other_password = front.derive_tokens(USER, PASSWORD + "x")
-    other_user = front.derive_tokens("other", PASSWORD)
+    other_password = login.derive_tokens(USER, PASSWORD + "x")
+    other_user = login.derive_tokens("other", PASSWORD)
     for kind in TOKENS:
         assert other_password[kind] != TOKENS[kind]
         assert other_user[kind] != TOKENS[kind]
@@ -261,7 +261,7 @@ def test_what_the_proxy_fails_with_is_a_404_with_distributions_error():
     ],
 )
 def test_a_push_scope_is_told_from_a_pull_scope(query, push):
-    assert (re.search(front.PUSH_SCOPE_QUERY, query) is not None) is push
+    assert (re.search(login.PUSH_SCOPE_QUERY, query) is not None) is push
     server = servers()["endpoint"]
     assert token_of(serve(server, "GET", "/token", BASIC, query)) == TOKENS["push" if push else "write"]
     # Without (or with wrong) credentials the scope changes nothing.

@@ -20,7 +20,7 @@ from ansible.module_utils.buildset_registry.registry import upstream
 from ansible.module_utils.buildset_registry.registry.diagnose import upstream_panic
 from ansible.module_utils.buildset_registry.registry.endpoints import endpoint_list
 from ansible.module_utils.buildset_registry.registry.engine import host_config_args, restart_policy
-from ansible.module_utils.buildset_registry.registry.front import derive_tokens
+from ansible.module_utils.buildset_registry.registry.login import derive_tokens
 from ansible.module_utils.buildset_registry.registry.plan import (
     PODMAN_PROXY_POLICY,
     decide_action,

@@ -30,8 +30,8 @@ from ansible.module_utils.buildset_registry.registry.endpoints import (
     registry_endpoint,
 )
 from ansible.module_utils.buildset_registry.registry.engine import Engine
-from ansible.module_utils.buildset_registry.registry.front import derive_tokens
 from ansible.module_utils.buildset_registry.registry.htpasswd import parse_htpasswd, parse_stored_password
+from ansible.module_utils.buildset_registry.registry.login import derive_tokens
 from ansible.module_utils.buildset_registry.registry.plan import plan_endpoints, ports_to_check
 from ansible.module_utils.buildset_registry.registry.ready import Check, Started, port_free, request, wait_ready
 from ansible.module_utils.buildset_registry.registry.served import parse_served_state, render_served_state
@@ -261,7 +261,7 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, wa
     waited = wait_ready(engine, to_wait, paths["cert"], params["wait_timeout"], fail)
     outcome.data["ready_seconds"] = round(waited, 3)
     sockets = {p.name: p.endpoint.socket for p in plans}
-    upstream.leave_waiters(engine, started, sockets, waiting | gave_up, params, outcome)
+    upstream.leave_waiters(engine, started, sockets, waiting | gave_up, outcome)
 
 
 def checks(endpoint, tokens):

@@ -17,12 +17,8 @@ node only (abstract unix sockets or loopback), without TLS or login:
   distribution's error body: clients move on to their next mirror;
 - `push_port`: everything to the push registry.
 
-Tokens (derive_tokens): the token endpoint hands out "write" for the
-login, "push" for the login when the scope asks to push (containerd,
-buildkit, crane and docker ask it for every request of a push, so their
-manifest HEADs before an index see only what was pushed), "read" without
-credentials when anonymous pull is on, else "pushed" (reads of what the
-buildset pushed, as zuul-registry allows).
+The login and its tokens are registry/login.py's; the pieces of Caddy's
+JSON, registry/caddy.py's.
 
 render_front_config() gives stable text: the role hashes it to decide
 restarts.
@@ -30,25 +26,27 @@ restarts.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import re
 
-SERVICE = "buildset-registry"
+from ansible.module_utils.buildset_registry.registry.caddy import (
+    READ_METHODS,
+    WRITE_METHODS,
+    error_body,
+    registry_headers,
+    route,
+    static,
+)
+from ansible.module_utils.buildset_registry.registry.login import (
+    SERVICE,
+    check_tokens,
+    login_routes,
+    push_only_tokens,
+)
+
 # The TLS certificate's tag; the connection policies select it by that tag.
 CERT_TAG = "buildset-registry"
 MINIMUM_TLS = "tls1.2"
-TOKEN_KINDS = ("write", "push", "read", "pushed")
-# What derive_tokens() signs; changing it changes every token.
-TOKEN_LABEL = b"run-buildset-registry front token v1"
-TOKEN_PATH = "/token"
-# Clients reuse a token until it expires; they get a new one the same way.
-TOKEN_EXPIRES_IN = 3600
-
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-READ_METHODS = ("GET", "HEAD")
 # Anything of an upload, whatever the method (PATCH chunks, PUT, ?mount=).
 UPLOAD_PATH = r"/blobs/uploads/"
 # A blob itself: pushers HEAD each one and skip those answering 200, so a
@@ -61,10 +59,6 @@ BLOB_PATH = r"^/v2/.+/blobs/[^/]+$"
 HOST_NAME_PATH = r"^/v2/(?:[^/]*[.:][^/]*|localhost(?:_\d+)?)/.+/(?:manifests|blobs|tags)/"
 # Reads the proxy may answer when the push registry has nothing.
 SHADOWED_READ_PATH = r"^/v2/.+/(?:manifests/[^/]+|blobs/[^/]+|tags/list)$"
-# A token request whose scope asks to push (or everything): in the raw
-# query, encoded or not. Docker sends "pull,push", containerd sorts its
-# scopes and may send several.
-PUSH_SCOPE_QUERY = r"(?:^|&)scope=[^&]*(?::|%3[aA])(?:[^&]*(?:,|%2[cC]))?(?:push|\*|%2[aA])(?:$|&|,|%2[cC])"
 # Every manifest type the push registry stores: asked with all of them, it
 # serves a pushed manifest as it is (with the client's Accept it answers 404
 # for a type left out, which would send the client to upstream's image).
@@ -89,31 +83,9 @@ _NOT_FOUND = (
 )
 
 # Tokens go into header matchers and JSON bodies as they are.
-_HEX_TOKEN = re.compile(r"^[0-9a-f]{32,}$")
 _BCRYPT = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
 # Caddy upstream addresses: unix/PATH, unix/@ABSTRACT, HOST:PORT.
 _DIAL = re.compile(r"^(?:unix/@?[^\s]+|[^\s/]+:\d+)$")
-
-UNAUTHORIZED_BODY = json.dumps(
-    {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]},
-    separators=(",", ":"),
-)
-
-
-def derive_tokens(username, password):
-    """The write and read tokens of a login, as hex strings.
-
-    HMAC-SHA256 keyed by the password over a fixed label, the kind and the
-    username: stable, so every node with the same login accepts the same
-    tokens, and a new password or username gives new ones.
-    """
-    key = password.encode("utf-8")
-    return {
-        kind: hmac.new(
-            key, TOKEN_LABEL + b"\0" + kind.encode("ascii") + b"\0" + username.encode("utf-8"), hashlib.sha256
-        ).hexdigest()
-        for kind in TOKEN_KINDS
-    }
 
 
 def front_config(
@@ -139,11 +111,11 @@ def front_config(
     "pushed" only when it is off).
     """
     _check(port, push_port, push_dial, proxy_dial, username, password_hash, tokens, anonymous_pull, service)
-    login = _login_routes(username, password_hash, tokens, anonymous_pull, service)
+    login = login_routes(username, password_hash, tokens, anonymous_pull, service)
     endpoint = _server(port, login + _endpoint_routes(push_dial, proxy_dial, tokens, anonymous_pull))
     # The proxy's failures the routes could not answer (not running, no
     # answer in time) come here as errors: a 404 like any other miss.
-    endpoint["errors"] = {"routes": [_route([{"vars": {_FALLBACK_VAR: ["proxy"]}}], *_not_found_handlers())]}
+    endpoint["errors"] = {"routes": [route([{"vars": {_FALLBACK_VAR: ["proxy"]}}], *_not_found_handlers())]}
     return {
         # No admin endpoint, and no autosave.json written at start.
         "admin": {"disabled": True, "config": {"persist": False}},
@@ -151,7 +123,7 @@ def front_config(
             "http": {
                 "servers": {
                     "endpoint": endpoint,
-                    "push": _server(push_port, login + [_route(None, _proxy(push_dial))]),
+                    "push": _server(push_port, login + [route(None, _proxy(push_dial))]),
                 },
             },
             "tls": {
@@ -182,18 +154,20 @@ def _endpoint_routes(push_dial, proxy_dial, tokens, anonymous_pull):
             }
         ],
     )
-    push_only_tokens = [tokens["push"]] + ([] if anonymous_pull else [tokens["pushed"]])
     return [
-        _route([{"method": list(WRITE_METHODS)}, {"path_regexp": {"name": "upload", "pattern": UPLOAD_PATH}}], push),
-        _route([{"header": {"Authorization": ["Bearer " + token]}} for token in push_only_tokens], push),
-        _route([{"method": ["HEAD"], "path_regexp": {"name": "blob", "pattern": BLOB_PATH}}], push),
-        _route([{"path_regexp": {"name": "host", "pattern": HOST_NAME_PATH}}], push),
-        _route([{"path": ["/v2", "/v2/", "/v2/_catalog"]}], push),
-        _route(
+        route([{"method": list(WRITE_METHODS)}, {"path_regexp": {"name": "upload", "pattern": UPLOAD_PATH}}], push),
+        route(
+            [{"header": {"Authorization": ["Bearer " + token]}} for token in push_only_tokens(tokens, anonymous_pull)],
+            push,
+        ),
+        route([{"method": ["HEAD"], "path_regexp": {"name": "blob", "pattern": BLOB_PATH}}], push),
+        route([{"path_regexp": {"name": "host", "pattern": HOST_NAME_PATH}}], push),
+        route([{"path": ["/v2", "/v2/", "/v2/_catalog"]}], push),
+        route(
             [{"method": list(READ_METHODS), "path_regexp": {"name": "shadowed", "pattern": SHADOWED_READ_PATH}}],
             push_first,
         ),
-        _route(None, push),
+        route(None, push),
     ]
 
 
@@ -204,25 +178,14 @@ def _not_found_routes():
 def _not_found_handlers():
     """distribution's 404 for what the request asked (a manifest, a blob, tags)."""
     routes = [
-        _route(
+        route(
             [{"path_regexp": {"name": "missing", "pattern": pattern}}],
-            _static(404, _error_body(code, message), _registry_headers()),
+            static(404, error_body(code, message), registry_headers()),
         )
         for pattern, code, message in _NOT_FOUND
     ]
-    routes.append(_route(None, _static(404, _error_body("NOT_FOUND", "not found"), _registry_headers())))
+    routes.append(route(None, static(404, error_body("NOT_FOUND", "not found"), registry_headers())))
     return [{"handler": "subroute", "routes": routes}]
-
-
-def _error_body(code, message):
-    return json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}, separators=(",", ":"))
-
-
-def _registry_headers():
-    return {
-        "Docker-Distribution-Api-Version": ["registry/2.0"],
-        "Content-Type": ["application/json; charset=utf-8"],
-    }
 
 
 def render_front_config(**kwargs):
@@ -243,21 +206,9 @@ def _check(port, push_port, push_dial, proxy_dial, username, password_hash, toke
         raise ValueError("username must be non-empty and hold no colon, not %r" % (username,))
     if not isinstance(password_hash, str) or not _BCRYPT.match(password_hash):
         raise ValueError("password_hash must be a bcrypt hash ($2b$NN$...)")
-    kinds = ("write", "push", "read" if anonymous_pull else "pushed")
-    for kind in kinds:
-        if not _HEX_TOKEN.match(str(tokens.get(kind, ""))):
-            raise ValueError("tokens[%r] must be a hex token from derive_tokens()" % kind)
-    if len({tokens[kind] for kind in kinds}) != len(kinds):
-        raise ValueError("the %s tokens must differ" % ", ".join(kinds))
+    check_tokens(tokens, anonymous_pull)
     if not service or '"' in service or "\\" in service or "{" in service:
         raise ValueError("service must be non-empty and hold no quote, backslash or brace, not %r" % (service,))
-
-
-def _route(match, *handlers):
-    route = {"handle": list(handlers)}
-    if match:
-        route["match"] = match
-    return route
 
 
 def _server(port, routes):
@@ -287,90 +238,3 @@ def _proxy(dial, **request_headers):
         "upstreams": [{"dial": dial}],
         "headers": {"request": {"set": {"X-Forwarded-Proto": ["https"], **request_headers}}},
     }
-
-
-def _static(status, body=None, headers=None):
-    handler = {"handler": "static_response", "status_code": status}
-    if body is not None:
-        handler["body"] = body
-    if headers:
-        handler["headers"] = headers
-    return handler
-
-
-def _token_body(token):
-    # No issued_at: docker, skopeo and containerd take the time they got it.
-    return json.dumps(
-        {"token": token, "access_token": token, "expires_in": TOKEN_EXPIRES_IN},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-
-
-def _challenge(service):
-    # The realm is the address the client used (an alias, an IPv6 name).
-    return _static(
-        401,
-        UNAUTHORIZED_BODY,
-        dict(
-            _registry_headers(),
-            **{
-                "WWW-Authenticate": [
-                    'Bearer realm="https://{http.request.hostport}%s",service="%s"' % (TOKEN_PATH, service)
-                ]
-            },
-        ),
-    )
-
-
-def _basic_auth(username, password_hash):
-    return {
-        "handler": "authentication",
-        "providers": {
-            "http_basic": {
-                # Caddy takes the hash base64-encoded in JSON.
-                "accounts": [
-                    {"username": username, "password": base64.b64encode(password_hash.encode("ascii")).decode("ascii")}
-                ],
-                "hash": {"algorithm": "bcrypt"},
-                # Checks each distinct credential once, not on every request.
-                "hash_cache": {},
-                "realm": SERVICE,
-            },
-        },
-    }
-
-
-def _login_routes(username, password_hash, tokens, anonymous_pull, service):
-    """The routes both ports start with: the token endpoint, then the gate."""
-    basic = {"Authorization": ["Basic *"]}
-    json_type = {"Content-Type": ["application/json"]}
-    anonymous = tokens["read"] if anonymous_pull else tokens["pushed"]
-    push_scope = {"vars_regexp": {"{http.request.uri.query}": {"name": "push", "pattern": PUSH_SCOPE_QUERY}}}
-    routes = [
-        # containerd posts an OAuth2 form first and falls back to a GET with
-        # Basic credentials on 400, 401 or 404.
-        _route([{"method": ["POST"], "path": [TOKEN_PATH]}], _static(404)),
-        # Credentials that do not check get 401 from http_basic, whatever
-        # an anonymous client would get.
-        _route(
-            [dict({"path": [TOKEN_PATH], "header": basic}, **push_scope)],
-            _basic_auth(username, password_hash),
-            _static(200, _token_body(tokens["push"]), json_type),
-        ),
-        _route(
-            [{"path": [TOKEN_PATH], "header": basic}],
-            _basic_auth(username, password_hash),
-            _static(200, _token_body(tokens["write"]), json_type),
-        ),
-        # Without credentials: a token that reads (everything, or what
-        # was pushed), never writes. /v2/ still challenges, so docker and
-        # skopeo send the credentials they have.
-        _route([{"path": [TOKEN_PATH]}], _static(200, _token_body(anonymous), json_type)),
-        # Basic credentials are checked (401 when wrong), then served.
-        _route([{"header": basic}], _basic_auth(username, password_hash)),
-    ]
-    allowed = [{"header": {"Authorization": ["Bearer " + tokens[kind]]}} for kind in ("write", "push")]
-    allowed += [{"header": basic}, {"header": {"Authorization": ["Bearer " + anonymous]}, "method": list(READ_METHODS)}]
-    routes.append(_route([{"not": allowed}], _challenge(service)))
-    return routes
