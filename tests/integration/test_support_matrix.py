@@ -43,11 +43,14 @@ CASES = {
     "ansible-2.18/debian-12": (matrix_bin("ansible-2.18"), DEBIAN_PYTHON, True),
     "pinned/debian-12/facts-only": (BIN, DEBIAN_PYTHON, False),
     "ansible-2.16/ubuntu-22.04": (matrix_bin("ansible-2.16"), matrix_python("ubuntu-22.04"), True),
+    # The oldest target Python (Rocky/CentOS Stream 9), with pip's libraries.
+    "ansible-2.18/python-3.9": (matrix_bin("ansible-2.18"), matrix_python("unit-3.9"), True),
 }
 # What each target must hold: name -> version (Ubuntu's from requirements.txt).
 EXPECTED = {
     DEBIAN_PYTHON: {"docker": "5.0.3", "cryptography": "38.0.4", "bcrypt": "3.2.2"},
     matrix_python("ubuntu-22.04"): {"docker": "5.0.3", "cryptography": "3.4.8", "bcrypt": "3.2.0"},
+    matrix_python("unit-3.9"): {"docker": "7.2.0", "cryptography": "50.0.2", "bcrypt": "5.0.0"},
 }
 FIND = (
     "import importlib, json, sys; "
