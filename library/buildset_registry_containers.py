@@ -80,7 +80,7 @@ options:
     type: str
     default: ""
   anonymous_pull:
-    description: Let clients pull without the login (a read-only token); pushes always need it.
+    description: What clients read without the login (a read-only token). false, what the buildset pushed; true, everything, the upstreams' caches included. Pushes always need the login.
     type: bool
     default: false
   proxy_remote_url:
