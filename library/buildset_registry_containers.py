@@ -95,8 +95,24 @@ options:
     description: Password for the upstream; written only to the proxy's 0600 configuration file.
     type: str
     default: ""
+  namespaces:
+    description:
+      - The namespaces served; each with a URL gets a proxy registry (a
+        cache) of its own. Entries are C([host, url]) pairs (zuul-jobs'
+        shape), plain hosts (pushed images only) or dicts with C(name) and
+        optional C(url), C(username), C(password).
+      - docker.io is always served; O(proxy_remote_url) changed from Docker
+        Hub's, and O(proxy_username) and O(proxy_password), apply to it.
+    type: list
+    elements: raw
+    default:
+      - [docker.io, "https://registry-1.docker.io"]
+      - [quay.io, "https://quay.io"]
+      - [gcr.io, "https://gcr.io"]
+      - [registry.k8s.io, "https://registry.k8s.io"]
+      - [ghcr.io, "https://ghcr.io"]
   proxy_container:
-    description: Name of the proxy registry's container.
+    description: Name of docker.io's proxy registry's container; another namespace N's is C(<this>-N) (a port's colon as C(_)).
     type: str
     default: buildset_proxy
   push_container:

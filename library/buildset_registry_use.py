@@ -52,15 +52,21 @@ options:
     type: dict
   namespaces:
     description:
-      - "Upstream registries whose images the buildset may shadow, as host
-        names (C(quay.io), C(registry.example.com:5000)): lowercase, no
-        scheme, no path, each once."
+      - "The namespaces to pull through the registry when O(registry) lists
+        none in its C(namespaces) (the registry's fact lists what it
+        serves). The same shapes as the role's C(buildset_registry_namespaces):
+        C([host, url]) pairs, plain hosts, or dicts with C(name)."
       - C(docker.io) goes through every endpoint of O(registry.mirrors);
         any other namespace N through the first mirror's repository prefix
         C(N) (a port's colon written as C(_)), then N itself.
     type: list
-    elements: str
-    default: [docker.io]
+    elements: raw
+    default:
+      - [docker.io, "https://registry-1.docker.io"]
+      - [quay.io, "https://quay.io"]
+      - [gcr.io, "https://gcr.io"]
+      - [registry.k8s.io, "https://registry.k8s.io"]
+      - [ghcr.io, "https://ghcr.io"]
   state:
     description:
       - C(present) configures the clients; C(absent) takes back what an

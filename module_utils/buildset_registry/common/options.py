@@ -15,6 +15,8 @@ this file.
 
 from __future__ import annotations
 
+from ansible.module_utils.buildset_registry.common.namespaces import default_value as default_namespaces
+
 # The engine's API when none is given (DOCKER_HOST aside).
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # The public ports, both held by the front: the one endpoint, and push only.
@@ -54,6 +56,10 @@ PARTS = {
         proxy_remote_url=dict(type="str"),
         proxy_username=dict(type="str", default=""),
         proxy_password=dict(type="str", default="", no_log=True),
+        # The namespaces served (common/namespaces.py): hosts, [host, url]
+        # pairs or dicts; each with a URL gets a cache of its own. Not
+        # no_log (it holds host names); the module masks the passwords.
+        namespaces=dict(type="list", elements="raw", default=default_namespaces()),
         proxy_container=dict(type="str", default="buildset_proxy"),
         push_container=dict(type="str", default="buildset_registry"),
         front_container=dict(type="str", default="buildset_front"),
@@ -74,7 +80,9 @@ USE = dict(
     # names and ports too) wherever it appears; use/entry.py's secrets()
     # gives what to mask.
     registry=dict(type="dict"),
-    namespaces=dict(type="list", elements="str", default=["docker.io"]),
+    # The fact's namespaces when it has them (what the registry serves),
+    # else these; the same shapes as the role's (common/namespaces.py).
+    namespaces=dict(type="list", elements="raw", default=default_namespaces()),
     **STATE,
     home=dict(type="path", default=""),
 )

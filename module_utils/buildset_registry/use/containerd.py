@@ -18,7 +18,7 @@ Pure: Targets and bytes out, no I/O.
 
 from __future__ import annotations
 
-from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO
+from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO
 from ansible.module_utils.buildset_registry.use.state import in_certs_d, toml_string
 
 ETC = "/etc/containerd"

@@ -29,8 +29,8 @@ from __future__ import annotations
 import base64
 import os
 
+from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO
 from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
-from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO
 from ansible.module_utils.buildset_registry.use.state import Target, in_certs_d, toml_string
 
 ETC = "/etc/containers"

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 
+from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO
 from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
-from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO
 from ansible.module_utils.buildset_registry.use.state import Target, in_certs_d
 
 ETC = "/etc/docker"

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
+from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO
 from ansible.module_utils.buildset_registry.use import containerd as containerd
 from ansible.module_utils.buildset_registry.use import containers_image as containers
 from ansible.module_utils.buildset_registry.use import docker as docker
@@ -23,7 +24,7 @@ from ansible.module_utils.buildset_registry.use import dockerd as dockerd
 from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
 from ansible.module_utils.buildset_registry.use import node as node
 from ansible.module_utils.buildset_registry.use import state as records
-from ansible.module_utils.buildset_registry.use.inputs import DOCKER_IO, basic_auth, validate
+from ansible.module_utils.buildset_registry.use.inputs import basic_auth, validate
 from ansible.module_utils.buildset_registry.use.node import read
 
 STATE_DIR = "/var/lib/buildset-registry"

@@ -15,14 +15,9 @@ import re
 from dataclasses import dataclass, field
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.namespaces import host_error, parse
 
 REQUIRED_KEYS = ("host", "port", "push_host", "push_port", "username", "password", "cert", "mirrors")
-DOCKER_IO = "docker.io"
-# Other spellings of Docker Hub; clients file them under docker.io.
-DOCKER_IO_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
-
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOST = re.compile(r"^%s(?:\.%s)*$" % (_LABEL, _LABEL))
 
 
 @dataclass
@@ -49,26 +44,6 @@ class Wanted:
         return "%s/%s" % (self.push, namespace.replace(":", "_"))
 
 
-def _host_error(value):
-    """Why value is not a host a client accepts in an image reference, or None."""
-    if not isinstance(value, str) or not value:
-        return "is empty or not a string"
-    try:
-        addr = ipaddress.ip_address(value.strip("[]"))
-    except ValueError:
-        addr = None
-    if addr is not None:
-        if addr.version == 6:
-            return (
-                "is an IPv6 address, which docker, skopeo and podman reject in image references; "
-                "give a host name and map it with the key addresses ({name: address})"
-            )
-        return None
-    if len(value) > 253 or not _HOST.match(value.lower()) or value.split(".")[-1].isdigit():
-        return "is not a DNS name or IPv4 address"
-    return None
-
-
 def _port(value):
     if isinstance(value, bool):
         return None
@@ -82,42 +57,7 @@ def _endpoint(value):
     if not isinstance(value, str) or ":" not in value:
         return None
     host, port = value.rsplit(":", 1)
-    return (host, _port(port)) if _host_error(host) is None and _port(port) else None
-
-
-def check_namespaces(namespaces):
-    """Refuse a namespace that is not a registry host name, or one given twice."""
-    if not isinstance(namespaces, list):
-        raise RegistryError("namespaces", "{namespaces}: %r is not a list of registry host names", namespaces)
-    seen = set()
-    for ns in namespaces:
-        why = None
-        if not isinstance(ns, str) or not ns:
-            why = "is not a registry host name"
-        elif "://" in ns:
-            why = "has a scheme; give the host name alone"
-        elif "/" in ns:
-            why = "has a path; give the registry's host name alone (the buildset shadows whole registries)"
-        elif ns != ns.lower():
-            why = "has upper-case letters; registry host names are lowercase here"
-        elif ns in DOCKER_IO_ALIASES:
-            why = "names Docker Hub by another name; write docker.io"
-        else:
-            host, _, port = ns.partition(":")
-            if (
-                _host_error(host) is not None
-                or (port and not _port(port))
-                or ("." not in host and not port and host != "localhost")
-            ):
-                why = (
-                    "is not a registry host name such as quay.io, ghcr.io or registry.example.com:5000 "
-                    "(a DNS name with a dot, or with a port)"
-                )
-        if why:
-            raise RegistryError("namespaces", "{namespaces}: %r %s", ns, why)
-        if ns in seen:
-            raise RegistryError("namespaces", "{namespaces}: %r is given twice; list each registry once", ns)
-        seen.add(ns)
+    return (host, _port(port)) if host_error(host) is None and _port(port) else None
 
 
 def _check_fact(registry):
@@ -135,7 +75,7 @@ def _check_fact(registry):
             "registry", "{registry} lacks %s: pass the whole fact the main entry point returns", ", ".join(missing)
         )
     for key in ("host", "push_host"):
-        why = _host_error(registry[key])
+        why = host_error(registry[key])
         if why:
             raise RegistryError("registry", "{registry}.%s: %r %s", key, registry[key], why)
     for key in ("port", "push_port"):
@@ -174,7 +114,7 @@ def _check_addresses(addresses):
             raise RegistryError(
                 "registry", "{registry}.addresses: %r is not an IP address (for %s)", address, name
             ) from None
-        if _host_error(name) is not None or not re.search("[a-z]", str(name).lower()):
+        if host_error(name) is not None or not re.search("[a-z]", str(name).lower()):
             raise RegistryError("registry", "{registry}.addresses: %r is not a host name", name)
 
 
@@ -194,15 +134,19 @@ def validate(registry, namespaces):
     _check_mirrors(mirrors, endpoints)
     addresses = registry.get("addresses") or {}
     _check_addresses(addresses)
-    check_namespaces(namespaces)
-    for ns in set(namespaces) & set(endpoints):
-        raise RegistryError("namespaces", "{namespaces}: %r is the buildset registry itself; leave it out", ns)
+    # What the registry serves, when its fact says; else the option.
+    served = registry.get("namespaces")
+    if served:
+        if not isinstance(served, list):
+            raise RegistryError("registry", "{registry}.namespaces: %r is not a list of namespaces", served)
+        namespaces = served
+    names = [ns.name for ns in parse(namespaces, registry=endpoints, served=False)]
     return Wanted(
         endpoints=endpoints,
         mirrors=list(mirrors),
         cert=str(registry["cert"]),
         auth=basic_auth(registry["username"], registry["password"]),
-        namespaces=list(namespaces),
+        namespaces=names,
         addresses=dict(addresses),
         anonymous_pull=registry.get("anonymous_pull", False),
     )
