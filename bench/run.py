@@ -1,7 +1,8 @@
 """Benchmark run-buildset-registry: the one endpoint behind its front, and
 both entry points against Ansible's floor.
 
-    python bench/run.py [--rounds N] [--entry-rounds N] [--slow-rounds N] [--quick] [--only GROUP,...]   (tox -e bench)
+    python bench/run.py [--rounds N] [--entry-rounds N] [--slow-rounds N] [--quick] [--only GROUP,...]
+                        [--rows KEY,...]   (tox -e bench)
 
 Every row is a measurement and its reference, taken in the same run in
 alternated rounds (the order rotates from round to round); the table shows
@@ -15,7 +16,11 @@ the median of each, their ratio, the target and whether the run met it.
   a warm pull and a push of a 60 MB image (skopeo, 4 random layers, a new
   image for every push) through `port`, against a registry:2 on a loopback
   TCP port over the same data directory with the same certificate
-  ("straight": no front, no login).
+  ("straight": no front, no login); and a push with ctr (containerd's
+  pusher, buildkit's: it HEADs every child manifest by digest before the
+  index PUT) of a new two-platform image index with an attestation child
+  (tests/integration/indexes.py, 2 layers x 30 MB) through `port`, with the
+  login, against the same push to that straight registry.
 - apply: cold apply of this role (three containers, until every one
   answers), of the role as it was before the front (commit BEFORE_FRONT,
   two containers, `git archive` into a temporary directory) and of
@@ -38,6 +43,10 @@ their own any more; the front checks a token, or a Basic credential once
 thanks to Caddy's hash_cache) and the pull through the proxy endpoint
 against the upstream (the proxy has no port of its own; `port` serves
 pushed images first, measured by the pull rows).
+
+--rows takes the keys of ROWS' first column (index_front, push_front, ...):
+the front group measures only those, the other groups everything, and the
+table shows only those.
 
 Prints a markdown table and writes it to bench/results/latest.md. Every
 container is named bench_*, every port is in 16000-16099, everything talks
@@ -67,6 +76,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from pathlib import Path
 
 import yaml
 
@@ -81,10 +91,15 @@ import ansible.module_utils  # noqa: E402
 ansible.module_utils.__path__.append(os.path.join(ROLE_DIR, "module_utils"))
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS, layout  # noqa: E402, I001
 from ansible.module_utils.buildset_registry.common.options import role_spec, use_spec  # noqa: E402
-from ansible.module_utils.buildset_registry.registry import front  # noqa: E402
+from ansible.module_utils.buildset_registry.registry import login as login_part  # noqa: E402
 
 # bench/machine.py
 from machine import Snapshot, watched_paths  # noqa: E402, I001
+
+# The integration tests' ctr wrapper and OCI index builder (tests/integration/).
+sys.path.insert(0, os.path.join(ROLE_DIR, "tests", "integration"))
+from clients import Ctr  # noqa: E402, I001
+from indexes import PLATFORMS as INDEX_PLATFORMS, make_index  # noqa: E402
 
 IMAGE = os.environ.get("BUILDSET_REGISTRY_IMAGE", "registry:2")
 FRONT_IMAGE = os.environ.get("BUILDSET_REGISTRY_FRONT_IMAGE", "caddy:2")
@@ -108,6 +123,10 @@ NOLOGIN = {"name": "bench_nologin", "ports": (16003, 16004)}
 # The one-node Swift of scripts/object-store: ports STORE_PORT to +5.
 STORE_PORT = 16060
 LAYERS, LAYER_MB = 4, 15
+# The image index pushed with ctr: one layer of INDEX_LAYER_MB per platform
+# (indexes.PLATFORMS: linux/amd64 and linux/arm64) and an attestation child.
+INDEX_LAYER_MB = 30
+CTR_NAMESPACE = "bench_index"
 BIG = "bench/big:1"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 WRK = ["-t2", "-c8", "--timeout", "10s"]
@@ -120,6 +139,7 @@ ROWS = [
     ("rate_basic", "GET /v2/ through the front on `port`, Basic credentials", "req/s", "rate_nologin", (">=", 0.9)),
     ("pull_front", "Warm pull of {mb} MB through `port`", "s", "pull_straight", ("<=", 1.15)),
     ("push_front", "Push of {mb} MB through `port`", "s", "push_straight", ("<=", 1.15)),
+    ("index_front", "ctr push, 2-platform {index_mb} MB index, `port`", "s", "index_straight", ("<=", 1.15)),
     ("cold_three", "Cold apply, three containers (this role)", "s", "cold_two", ("<=", 1.3)),
     ("main_rerun", "Main entry point re-run (include_role, registry up, changed=0)", "s", "ping", ("<=", 1.2)),
     ("use_rerun", "`use` re-run (changed=0)", "s", "ping", ("<=", 1.2)),
@@ -138,6 +158,7 @@ REFERENCES = {
     "rate_nologin": "the same front configuration without login",
     "pull_straight": "straight from a registry:2 on the same data, same cert",
     "push_straight": "straight to a registry:2 on the same data, same cert",
+    "index_straight": "ctr straight to a registry:2 on the same data, same cert",
     "cold_two": "the role at %s (two containers)" % BEFORE_FRONT,
     "ping": "one-`ping` playbook",
     "main_shell": "its shell",
@@ -151,6 +172,7 @@ GROUP_OF = {
     "rate_basic": "front",
     "pull_front": "front",
     "push_front": "front",
+    "index_front": "front",
     "cold_three": "apply",
     "main_rerun": "entry",
     "use_rerun": "entry",
@@ -162,6 +184,9 @@ GROUP_OF = {
     "pull_s3": "store",
     "pull_swift": "store",
 }
+
+
+ALL_ROWS = {key for key, *_ in ROWS}
 
 
 class BenchError(Exception):
@@ -187,7 +212,7 @@ def timed(cmd, **kw):
 
 def rotated(items, i):
     """items, rotated by i: each kind goes first in turn."""
-    i %= len(items)
+    i %= len(items) or 1
     return items[i:] + items[:i]
 
 
@@ -199,6 +224,7 @@ class Resources:
         self.dirs = []
         self.stores = []  # (scripts/object-store, its directory), stopped at the end
         self.snapshots = []  # machine.Snapshot, put back at the end
+        self.ctrs = []  # clients.Ctr, whose images and namespace are removed at the end
 
     def container(self, name):
         if name not in self.containers:
@@ -209,6 +235,12 @@ class Resources:
         path = tempfile.mkdtemp(prefix="bench_%s_" % prefix)
         self.dirs.append(path)
         return path
+
+    def ctr(self, namespace):
+        ctr = Ctr(namespace, timeout=300)
+        self.ctrs.append(ctr)
+        ctr.cleanup()  # what an interrupted run may have left
+        return ctr
 
     def remove_containers(self, *names):
         if names:
@@ -236,6 +268,13 @@ class Resources:
                 break
             time.sleep(0.5)
         self.remove_containers(*self.containers)
+        for ctr in self.ctrs:
+            try:
+                ctr.cleanup()
+            except Exception as e:  # keep cleaning up
+                problems.append("removing ctr namespace %s failed: %s" % (ctr.namespace, e))
+            if ctr("namespaces", "ls", "-q").stdout.split().count(ctr.namespace):
+                problems.append("ctr namespace %s is still there" % ctr.namespace)
         for script, path in self.stores:
             run([script, "stop", path], check=False)
         for path in self.dirs:
@@ -273,6 +312,7 @@ def machine_facts():
         "caddy": "%s %s" % (FRONT_IMAGE, image_version(FRONT_IMAGE, "caddy", "version")),
         "ansible": "ansible-core " + re.search(r"\[core ([^\]]+)\]", ansible).group(1),
         "python": platform.python_version(),
+        "ctr": (run(["ctr", "--version"], check=False).stdout.split() or ["(version unknown)"])[-1],
     }
 
 
@@ -309,7 +349,7 @@ def preflight():
     taken = [port for port in bench_ports() if port != UPSTREAM["port"] and listening(port)]
     if taken:
         raise BenchError("ports %s are taken; the benchmark needs them (16000-16099)" % taken)
-    for tool in ("wrk", "skopeo", "openssl", "curl"):
+    for tool in ("wrk", "skopeo", "openssl", "curl", "ctr"):
         if not shutil.which(tool):
             raise BenchError("%s is not installed; scripts/setup-host installs it" % tool)
     for image, script in ((IMAGE, "provide-registry-image"), (FRONT_IMAGE, "provide-front-image")):
@@ -528,9 +568,9 @@ def nologin_config(instance):
         config = json.load(f)
     with open(instance.paths["htpasswd"]) as f:
         hashed = f.read().strip().split(":", 1)[1]
-    tokens = front.derive_tokens(USERNAME, instance.password())
+    tokens = login_part.derive_tokens(USERNAME, instance.password())
     # What front_config() puts first on both servers (private: the bench needs the very routes).
-    login = front._login_routes(USERNAME, hashed, tokens, False, front.SERVICE)
+    login = login_part.login_routes(USERNAME, hashed, tokens, False, login_part.SERVICE)
     servers = config["apps"]["http"]["servers"]
     for (name, server), port in zip(sorted(servers.items()), NOLOGIN["ports"]):
         if server["routes"][: len(login)] != login:
@@ -585,37 +625,97 @@ def wrk_rate(url, duration, auth=None):
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+def ctr_hosts(res, cert, *addresses):
+    """A hosts directory of the bench's own naming https and the cert for
+    each address: ctr speaks plain HTTP to 127.0.0.1 without one."""
+    path = res.tempdir("ctr_hosts")
+    for address in addresses:
+        os.makedirs(os.path.join(path, address))
+        with open(os.path.join(path, address, "hosts.toml"), "w") as f:
+            f.write('server = "https://%s"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve", "push"]\n'
+                    '  ca = "%s"\n' % (address, address, cert))  # fmt: skip
+    return path
+
+
+def ctr_push_index(res, ctr, hosts, address, ref, login, check):
+    """Seconds of `ctr image push` of a new two-platform index with an
+    attestation child (new digests: every blob and manifest is uploaded),
+    imported first; checked at check (a registry:2 on the same data) by
+    the index's digest, and removed from ctr afterwards."""
+    work = res.tempdir("index")
+    index = make_index(Path(work) / "index", "bench %s %s" % (address, ref), size=INDEX_LAYER_MB << 20)
+    full = "%s/%s" % (address, ref)
+    imported = ctr("image", "import", "--all-platforms", str(index.archive(full)))
+    if imported.returncode != 0:
+        raise BenchError("ctr image import of %s failed:\n%s" % (full, imported.output))
+    start = time.monotonic()
+    pushed = ctr("image", "push", "--hosts-dir", hosts, *(["-u", login] if login else []), full)
+    seconds = time.monotonic() - start
+    if pushed.returncode != 0:
+        raise BenchError("ctr image push of %s failed:\n%s" % (full, pushed.output))
+    name = ref.rsplit(":", 1)[0]
+    for child in (index, *index.children):
+        code = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-I", "--cacert", check[1],
+                    "-H", "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+                    "https://%s/v2/%s/manifests/%s" % (check[0], name, child.digest)]).stdout  # fmt: skip
+        if code != "200":
+            raise BenchError("%s was pushed, but %s answers %s for its manifest %s" % (full, check[0], code,
+                                                                                      child.digest))  # fmt: skip
+    ctr.cleanup()
+    shutil.rmtree(work)
+    return seconds
+
+
 def measure_front(res, role, args, samples):
-    log("front: no-login front, straight registry, %d MB image pushed through `port`" % (LAYERS * LAYER_MB))
-    start_nologin(res, role)
+    wanted = set(args.rows)
+    log("front: rows %s" % ", ".join(key for key, *_ in ROWS if GROUP_OF.get(key) == "front" and key in wanted))
+    rates = {}
+    if wanted & {"rate_token", "rate_basic"}:
+        start_nologin(res, role)
     start_straight(res, role)
-    token = write_token(role)
     cert_dir, login = role.cert_dir(), role.login()
     endpoint, straight = "127.0.0.1:%d" % role.port, "127.0.0.1:%d" % STRAIGHT["port"]
-    skopeo_push(make_image(os.path.join(res.tempdir("big"), "image")), endpoint, BIG, login, cert_dir)
-    rates = {
-        "rate_token": ("https://%s/v2/" % endpoint, "Bearer " + token),
-        "rate_basic": ("https://%s/v2/" % endpoint, role.basic_auth()),
-        "rate_nologin": ("https://127.0.0.1:%d/v2/" % NOLOGIN["ports"][0], None),
-    }
+    if "pull_front" in wanted:
+        skopeo_push(make_image(os.path.join(res.tempdir("big"), "image")), endpoint, BIG, login, cert_dir)
+    if wanted & {"rate_token", "rate_basic"}:
+        token = write_token(role)
+        rates = {
+            "rate_token": ("https://%s/v2/" % endpoint, "Bearer " + token),
+            "rate_basic": ("https://%s/v2/" % endpoint, role.basic_auth()),
+            "rate_nologin": ("https://127.0.0.1:%d/v2/" % NOLOGIN["ports"][0], None),
+        }
+        rates = {key: rate for key, rate in rates.items() if key in wanted or key == "rate_nologin"}
+    if "index_front" in wanted:
+        ctr = res.ctr(CTR_NAMESPACE)
+        hosts = ctr_hosts(res, role.paths["cert"], endpoint, straight)
+        check = (straight, role.paths["cert"])
     for i in range(args.rounds):
-        log("front round %d/%d: GET /v2/ rates, pulls, pushes" % (i + 1, args.rounds))
+        log("front round %d/%d" % (i + 1, args.rounds))
         for key in rotated(list(rates), i):
             url, auth = rates[key]
             samples[key].append(wrk_rate(url, args.duration, auth))
-        for key in rotated(["pull_front", "pull_straight"], i):
-            if key == "pull_front":
-                samples[key].append(skopeo_pull(res, endpoint, BIG, login, cert_dir))
-            else:
-                samples[key].append(skopeo_pull(res, straight, BIG, None, cert_dir))
-        for key in rotated(["push_front", "push_straight"], i):
-            # A new image for every push: skopeo would mount blobs it pushed before.
-            source = make_image(os.path.join(res.tempdir("push"), "image"))
-            if key == "push_front":
-                samples[key].append(skopeo_push(source, endpoint, "bench/push-%d:1" % i, login, cert_dir))
-            else:
-                samples[key].append(skopeo_push(source, straight, "bench/push-straight-%d:1" % i, None, cert_dir))
-            shutil.rmtree(os.path.dirname(source))
+        if "pull_front" in wanted:
+            for key in rotated(["pull_front", "pull_straight"], i):
+                if key == "pull_front":
+                    samples[key].append(skopeo_pull(res, endpoint, BIG, login, cert_dir))
+                else:
+                    samples[key].append(skopeo_pull(res, straight, BIG, None, cert_dir))
+        if "push_front" in wanted:
+            for key in rotated(["push_front", "push_straight"], i):
+                # A new image for every push: skopeo would mount blobs it pushed before.
+                source = make_image(os.path.join(res.tempdir("push"), "image"))
+                if key == "push_front":
+                    samples[key].append(skopeo_push(source, endpoint, "bench/push-%d:1" % i, login, cert_dir))
+                else:
+                    samples[key].append(skopeo_push(source, straight, "bench/push-straight-%d:1" % i, None, cert_dir))
+                shutil.rmtree(os.path.dirname(source))
+        if "index_front" in wanted:
+            for key in rotated(["index_front", "index_straight"], i):
+                if key == "index_front":
+                    seconds = ctr_push_index(res, ctr, hosts, endpoint, "bench/index-%d:1" % i, login, check)
+                else:
+                    seconds = ctr_push_index(res, ctr, hosts, straight, "bench/index-straight-%d:1" % i, None, check)
+                samples[key].append(seconds)
     res.remove_containers(NOLOGIN["name"], STRAIGHT["name"])
 
 
@@ -854,6 +954,7 @@ def add_tasks(tasks, run_label, durations):
 def render(facts, samples, tasks, args, command, started, load, notes):
     med = {k: statistics.median(v) for k, v in samples.items() if v}
     mb = LAYERS * LAYER_MB
+    index_mb = len(INDEX_PLATFORMS) * INDEX_LAYER_MB
     out = [
         "# run-buildset-registry benchmark",
         "",
@@ -864,9 +965,13 @@ def render(facts, samples, tasks, args, command, started, load, notes):
         "- Load average (1 min) at start %s, at end %s; the engine is shared, other people's tests may run." % load,
         "- Rounds: %d alternated (the order rotates each round) for the entry rows, %d for the front rows, %d for "
         "the cold applies and the object storage rows; wrk %s -d%ds, TLS with keep-alive; image: %d layers x %d MB of "
-        "random data, skopeo to/from dir:, a new image for every push."
-        % (args.entry_rounds, args.rounds, args.slow_rounds, " ".join(WRK), args.duration, LAYERS, LAYER_MB),
-    ]
+        "random data, skopeo to/from dir:, a new image for every push; index: %d platforms x %d MB and an "
+        "attestation, ctr %s, a new index for every push."
+        % (args.entry_rounds, args.rounds, args.slow_rounds, " ".join(WRK), args.duration, LAYERS, LAYER_MB,
+           len(INDEX_PLATFORMS), INDEX_LAYER_MB, facts["ctr"]),
+    ]  # fmt: skip
+    if set(args.rows) != ALL_ROWS:
+        out.append("- Rows: %s only." % ", ".join(k for k in dict.fromkeys(k for k, *_ in ROWS) if k in args.rows))
     out += ["- Note: %s." % note for note in notes]
     out += [
         "",
@@ -879,8 +984,9 @@ def render(facts, samples, tasks, args, command, started, load, notes):
         "| --- | ---: | --- | ---: | ---: | ---: | --- | --- | --- |",
     ]
     for key, label, unit, ref, target in ROWS:
-        if not samples.get(key) or not samples.get(ref):
+        if key not in args.rows or not samples.get(key) or not samples.get(ref):
             continue
+        label = label.format(mb=mb, index_mb=index_mb, shell=SHELL)
         ratio = med[key] / med[ref]
         rounds = [a / b for a, b in zip(samples[key], samples[ref])]
         paired = statistics.median(rounds)
@@ -893,7 +999,7 @@ def render(facts, samples, tasks, args, command, started, load, notes):
             target_text, result = "-", "%+.2f s" % (med[key] - med[ref]) if unit == "s" else "-"
         out.append(
             "| %s | %s %s | %s | %s %s | %.2fx | %.2fx | %s | %s | %s |"
-            % (label.format(mb=mb, shell=SHELL), fmt(med[key], unit), unit, REFERENCES[ref], fmt(med[ref], unit), unit,
+            % (label, fmt(med[key], unit), unit, REFERENCES[ref], fmt(med[ref], unit), unit,
                ratio, paired, target_text, result, ", ".join("%.2f" % r for r in rounds))
         )  # fmt: skip
     out += ["", "Samples (seconds, or req/s), in round order:", ""]
@@ -930,6 +1036,9 @@ def parse_args(argv):
     parser.add_argument("--slow-rounds", type=int, default=5, help="rounds of the cold applies and object storage (5)")
     parser.add_argument("--quick", action="store_true", help="one round, 2 s of wrk: a smoke test, not a result")
     parser.add_argument("--only", default=",".join(GROUPS), help="groups to run, of %s (all)" % ", ".join(GROUPS))
+    parser.add_argument("--rows", default="", help="rows to measure and show, by key (%s); all by default. The "
+                        "front group measures only these; the other groups run whole" %
+                        ", ".join(sorted(ALL_ROWS)))  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = args.entry_rounds = args.slow_rounds = 1
@@ -939,6 +1048,11 @@ def parse_args(argv):
         parser.error("--rounds, --entry-rounds and --slow-rounds must be at least 1")
     if set(args.groups) - set(GROUPS):
         parser.error("--only takes %s" % ", ".join(GROUPS))
+    args.rows = [key for key in args.rows.split(",") if key] or sorted(ALL_ROWS)
+    if set(args.rows) - ALL_ROWS:
+        parser.error("--rows takes %s" % ", ".join(sorted(ALL_ROWS)))
+    # Only the groups that hold a row asked for.
+    args.groups = [g for g in args.groups if any(GROUP_OF[key] == g for key in args.rows)]
     return args
 
 
