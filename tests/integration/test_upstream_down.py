@@ -266,7 +266,7 @@ def test_refused_upstream_under_podman(podman_registry, unused_port, tmp_path, r
     variables = {"buildset_registry_proxy_remote_url": url}
     proc, facts, took = apply_timed(podman_registry, variables)
     print(f"podman, refused upstream: role succeeded in {took:.1f} s")
-    warned(proc, url, "buildset_registry_proxy_remote_url", "refuses connections", "run the role again")
+    warned(proc, url, "buildset_registry_proxy_remote_url", "refuses connections", "waiter")
     c = Clients(facts, tmp_path)
     pushed_work(c, tmp_path)
     status, elapsed = timed_status(c, NEVER, FALLBACK_WITHIN)

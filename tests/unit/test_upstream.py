@@ -134,8 +134,11 @@ def test_warning_names_the_url_the_variable_and_the_cause(cause):
     assert "https://up.example" in msg and "buildset_registry_proxy_remote_url" in msg and "why" in msg
     assert upstream._WHAT[cause].split(" %")[0] in msg
     assert "404" in msg and "buildset_registry_port" in msg
-    assert "by itself" in msg
-    assert "run the role again" in upstream.warning("p", "u", cause, "d", podman=True).render(role_variables())
+    assert "back-off" in msg and "waiter" in msg
+    podman = upstream.warning("p", "u", cause, "d", podman=True).render(role_variables())
+    assert "Podman does not retry" in podman and "waiter" in podman
+    other = upstream.warning("p", "https://quay.io", cause, "d", option="namespaces").render(role_variables())
+    assert "buildset_registry_namespaces" in other and "proxy_remote_url" not in other
 
 
 def test_warning_for_credentials_names_the_credential_variables():
@@ -156,10 +159,13 @@ def test_check_reports_each_proxy_and_warns_only_for_the_unusable(monkeypatch):
     outcome = Outcome()
     waiting = upstream.check(p, endpoints, False, outcome)
     proxy = p["proxy_container"]
-    assert waiting == {proxy}
-    assert [t[0] for t in asked] == [proxy]
+    # One per proxy (issue 25 adds one per namespace), each on its own.
+    proxies = {e.name for e in endpoints if upstream.target(p, e)}
+    assert proxy in proxies and waiting == proxies
+    assert {t[0] for t in asked} == proxies
+    assert ("http://127.0.0.1:9", "", "s3cret") in {t[1:] for t in asked}
     assert outcome.data["upstreams"][proxy]["cause"] == upstream.REFUSED
-    assert len(outcome.data["warnings"]) == 1
+    assert len(outcome.data["warnings"]) == len(proxies)
     assert "s3cret" not in str(outcome.data)
 
     monkeypatch.setattr(upstream, "probe_all", lambda targets: {t[0]: None for t in targets})
@@ -206,8 +212,11 @@ def test_plan_endpoints_passes_waiting_and_the_engine_on():
     found = {item.name: {"id": item.name, "status": "exited", "spec_hash": item.hash, "ports": []} for item in first}
     served = {item.name: {"id": item.name, "files": item.served_digest} for item in first}
     plans = plan_endpoints(endpoints, images, found, served, {}, on_disk, True, {p["proxy_container"]})
-    assert [item.action for item in plans] == ["started", "unchanged", "started"]
-    assert plans[1].spec["restart_policy"] == PODMAN_PROXY_POLICY
+    assert [item.action for item in plans] == [
+        "unchanged" if e.name == p["proxy_container"] else "started" for e in endpoints
+    ]
+    for item in plans:
+        assert item.spec["restart_policy"] == (PODMAN_PROXY_POLICY if item.kind.startswith("proxy") else "always")
 
 
 def test_upstream_panic_is_told_from_other_panics():
@@ -243,3 +252,17 @@ def test_wait_ready_gives_up_on_a_container_failure_returns_none_for(tmp_path):
         ssl.create_default_context = ssl_default
     assert given_up == [("p", "exited (exit code 2) while starting")]
     assert waited < 2
+
+
+def test_probe_all_runs_at_once_and_bounds_a_slow_resolver(monkeypatch):
+    import time
+
+    def probe(url, username, password, timeout):
+        time.sleep(5 if url == "slow" else 0.2)
+        return None
+
+    monkeypatch.setattr(upstream, "probe", probe)
+    start = time.monotonic()
+    found = upstream.probe_all([("a", "fast", "", ""), ("b", "fast", "", ""), ("c", "slow", "", "")], timeout=0.2)
+    assert time.monotonic() - start < 3
+    assert found == {"a": None, "b": None, "c": (upstream.TIMEOUT, "no answer within 0.2 s")}

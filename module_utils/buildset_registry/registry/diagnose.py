@@ -73,7 +73,7 @@ def _panic(text):
 
 def upstream_panic(text, kind, remote_url):
     """The panic of a proxy that could not reach its upstream at start, else None."""
-    panic = _panic(text or "") if kind == "proxy" else None
+    panic = _panic(text or "") if kind.startswith("proxy") else None
     if panic and ((remote_url and remote_url.rstrip("/") in panic) or any(s in panic.lower() for s in _UPSTREAM_SIGNS)):
         return panic
     return None

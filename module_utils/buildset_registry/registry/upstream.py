@@ -18,6 +18,7 @@ import base64
 import socket
 import ssl
 import sys
+import time
 from urllib.parse import urlencode, urlsplit
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
@@ -137,30 +138,36 @@ def probe_all(targets, timeout=PROBE_TIMEOUT):
     threads = [threading.Thread(target=one, args=target, daemon=True) for target in targets]
     for thread in threads:
         thread.start()
+    # A slow resolver is not bounded by the sockets' timeout; a credentials
+    # check makes a second request.
+    deadline = time.monotonic() + 2 * timeout + 2
     for thread in threads:
-        thread.join()
-    return found
+        thread.join(max(0.0, deadline - time.monotonic()))
+    late = (TIMEOUT, "no answer within %g s" % timeout)
+    return {target[0]: found.get(target[0], late) for target in targets}
 
 
-def warning(name, remote_url, cause, detail, podman=False, timeout=PROBE_TIMEOUT):
+def warning(name, remote_url, cause, detail, podman=False, option="proxy_remote_url", timeout=PROBE_TIMEOUT):
     """The warning for one proxy whose upstream cannot be used: its URL, the
-    variable to check, the cause, and what happens meanwhile; pure."""
+    variable to check (option), the cause, and what happens meanwhile; pure."""
     what = _WHAT[cause] % timeout if cause == TIMEOUT else _WHAT[cause]
+    variable = "{%s}" % option
     if cause == CREDENTIALS:
-        then = "; check {proxy_username} and {proxy_password}, then run the role again"
+        credentials = "{proxy_username} and {proxy_password}" if option == "proxy_remote_url" else "its credentials"
+        then = "; check %s, then run the role again" % credentials
     elif podman:
-        then = (
-            ". Podman does not retry with a back-off: run the role again once it answers; or check {proxy_remote_url}"
-        )
+        then = ". Podman does not retry with a back-off: a waiter process starts the proxy once the upstream answers"
     else:
         then = (
-            ". The engine retries the proxy with a back-off (at most a minute apart): it serves by itself once "
-            "the upstream answers; or check {proxy_remote_url}"
+            ". The engine retries the proxy with a back-off, and a waiter process starts it once the upstream answers"
         )
     return RegistryError(
-        "proxy_remote_url",
-        "The upstream %s of proxy %s ({proxy_remote_url}) %s (%s): the role goes on without it. Pushed images are "
-        "served; other names answer 404 at {port} (MANIFEST_UNKNOWN) so clients move on" + then,
+        option,
+        "The upstream %s of proxy %s (" + variable + ") %s (%s): the role goes on without it. Pushed images are "
+        "served; other names answer 404 at {port} (MANIFEST_UNKNOWN) so clients move on"
+        + then
+        + "; or check "
+        + variable,
         remote_url,
         name,
         what,
@@ -168,26 +175,36 @@ def warning(name, remote_url, cause, detail, podman=False, timeout=PROBE_TIMEOUT
     )
 
 
+def target(params, endpoint):
+    """(url, username, password) of a proxy endpoint's upstream, None for
+    another container. Each proxy has its own (issue 25: one per namespace)."""
+    given = getattr(endpoint, "upstream", None)
+    if given:
+        url, username, password = given
+        return url, username or "", password or ""
+    if endpoint.kind == "proxy":
+        return params["proxy_remote_url"], params["proxy_username"] or "", params["proxy_password"] or ""
+    return None
+
+
 def check(params, endpoints, podman, outcome):
     """Probe each proxy's upstream; return the names of the proxies whose
     upstream cannot be used (the role goes on without them), each with a
     warning in outcome.data["warnings"] and its cause in ["upstreams"]."""
-    targets = [
-        (e.name, params["proxy_remote_url"], params["proxy_username"], params["proxy_password"])
-        for e in endpoints
-        if e.kind == "proxy"
-    ]
-    found = probe_all(targets)
+    proxies = {e.name: e for e in endpoints if target(params, e)}
+    found = probe_all([(name, *target(params, e)) for name, e in proxies.items()])
     report = outcome.data.setdefault("upstreams", {})
-    for name, url, _, _ in targets:
+    for name, endpoint in proxies.items():
+        url = target(params, endpoint)[0]
         cause, detail = found[name] or (None, None)
         report[name] = {"url": url, "usable": cause is None, "cause": cause, "detail": detail}
         if cause:
-            outcome.data.setdefault("warnings", []).append(warning(name, url, cause, detail, podman))
+            option = getattr(endpoint, "option", "proxy_remote_url")
+            outcome.data.setdefault("warnings", []).append(warning(name, url, cause, detail, podman, option))
     return frozenset(name for name, item in report.items() if not item["usable"])
 
 
-def leave_waiters(engine, started, sockets, waiting, params, outcome):
+def leave_waiters(engine, started, sockets, waiting, outcome):
     """For each started proxy in waiting, leave a waiter (registry/waiter.py)
     that starts it once its upstream answers, unless one runs already.
     Needs the engine's API on a unix socket; sockets: name -> its socket."""
@@ -202,8 +219,7 @@ def leave_waiters(engine, started, sockets, waiting, params, outcome):
             report["waiter"] = "running"
             continue
         source = inspect_source(waiter)
-        url = params["proxy_remote_url"]
-        report["waiter"] = waiter.launch(sys.executable, source, path, item.id, sockets[item.name], url)
+        report["waiter"] = waiter.launch(sys.executable, source, path, item.id, sockets[item.name], report["url"])
 
 
 def inspect_source(module):
