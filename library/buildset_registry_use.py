@@ -31,6 +31,17 @@ description:
     C(/etc/containerd/certs.d/HOST:PORT/) with the certificate and a
     C(hosts.toml) per endpoint, credentials as an C(Authorization) header
     (files C(0600)).
+  - Standalone buildkit (when C(/etc/buildkit) exists or C(buildkitd),
+    C(buildctl) or the C(docker) CLI, whose plugin buildx is, is
+    installed) gets C(/etc/buildkit/buildkitd.toml), the file zuul-jobs'
+    buildx builder is created with. It holds C([registry."N"]) with C(mirrors) per
+    namespace (C(HOST:PORT) for C(docker.io), C(HOST:PORT/N) for any other)
+    and C([registry."HOST:PORT"]) with C(ca) per endpoint, the certificate in
+    C(/etc/buildkit/certs.d/HOST:PORT/ca.crt). Our tables are one block
+    between C(# BEGIN run-buildset-registry) and C(# END) lines; the rest of
+    the file keeps its bytes. A C([registry."N"]) table of the file's own
+    moves into the block, our mirrors first and its other keys kept, and
+    goes back on O(state=absent).
   - Host names in O(registry.addresses) get a line in C(/etc/hosts), marked
     C(# buildset-registry), written in place (C(/etc/hosts) may be a bind
     mount in a container).
@@ -39,8 +50,9 @@ description:
     exactly what it added, restoring each file byte for byte when nobody
     changed it since, and removes the files and directories it made.
   - Refuses bad input, a C(daemon.json), C(config.json) or C(auth.json) that
-    is not JSON, and a dockerd started with C(--registry-mirror), before it
-    changes anything. Run it as root.
+    is not JSON, a C(buildkitd.toml) that is not TOML, and a dockerd
+    started with C(--registry-mirror), before it changes anything. Run it
+    as root.
 options:
   registry:
     description:
@@ -58,7 +70,8 @@ options:
         C([host, url]) pairs, plain hosts, or dicts with C(name)."
       - C(docker.io) goes through every endpoint of O(registry.mirrors);
         any other namespace N through the first mirror's repository prefix
-        C(N) (a port's colon written as C(_)), then N itself.
+        C(N) (a port's colon written as C(_)), where the registry serves
+        pushed images first, then its cache of N, then N itself.
     type: list
     elements: raw
     default:
@@ -125,7 +138,7 @@ clients:
   description: Which client families were found on the node, and so configured.
   returned: always
   type: dict
-  sample: {docker: true, containers: true, containerd: true}
+  sample: {docker: true, containers: true, containerd: true, buildkit: true}
 dockerd:
   description:
     - The running dockerd, if any, and whether it was (or would be) sent SIGHUP.

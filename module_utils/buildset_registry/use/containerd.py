@@ -6,7 +6,10 @@ with config_path) need, in its hosts directory /etc/containerd/certs.d:
 - per endpoint (E = host:port): E/ca.crt, and E/hosts.toml with the
   credentials, so that E/name pulls and pushes work directly;
 - per namespace N: N/hosts.toml, the buildset's endpoints as hosts in
-  pull order before N's own server.
+  pull order before N's own server. docker.io at the endpoints' root; any
+  other N at the first mirror's prefix N (/v2/N/NAME/...), where the front
+  serves pushed images first, then N's cache. containerd adds ?ns=N to
+  every request to a mirror, also with override_path.
 
 As measured with containerd 1.6.20: a host URL's path replaces the default
 /v2 only with override_path = true, so the first mirror's path for a

@@ -48,8 +48,10 @@ def auth_path(home):
 
 def registries_conf(wanted):
     """The drop-in: per namespace, the buildset's endpoints first, then the
-    namespace itself (its location). The proxy caches docker.io only, so
-    other namespaces get the first mirror's path for them (pushed images only)."""
+    namespace itself (its location). docker.io's images live at the
+    endpoints' root; any other namespace N under the first mirror's prefix
+    N, where the front serves pushed images first, then N's cache. A
+    mirror with a path gets the path before the image's name (HOST:PORT/N/NAME)."""
     out = ["# Written by run-buildset-registry (tasks_from: use); buildset_registry_state: absent removes it.\n"]
     for ns in wanted.namespaces:
         mirrors = wanted.mirrors if ns == DOCKER_IO else [wanted.push_path(ns)]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ansible.module_utils.buildset_registry.common.errors import Outcome, RegistryError
 from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO
+from ansible.module_utils.buildset_registry.use import buildkit as buildkit
 from ansible.module_utils.buildset_registry.use import containerd as containerd
 from ansible.module_utils.buildset_registry.use import containers_image as containers
 from ansible.module_utils.buildset_registry.use import docker as docker
@@ -83,6 +84,8 @@ def build_targets(wanted, found, home, owner, state, read=read):
         targets += containers.targets(wanted, home, owner, hub)
     if found["containerd"]:
         targets += containerd.targets(wanted)
+    if found.get("buildkit"):
+        targets += buildkit.targets(wanted)
     if wanted.addresses:
         targets.append(records.Target(path=HOSTS, kind="hosts", content=wanted.addresses))
     return targets

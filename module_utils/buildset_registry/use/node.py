@@ -13,16 +13,19 @@ import stat
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import write_atomic
+from ansible.module_utils.buildset_registry.use import buildkit as buildkit
 from ansible.module_utils.buildset_registry.use import containerd as containerd
 from ansible.module_utils.buildset_registry.use import containers_image as containers
 from ansible.module_utils.buildset_registry.use import docker as docker
 
 # A client family is configured when its /etc directory exists or one of
-# its programs is installed.
+# its programs is installed. buildkit also wherever the docker CLI is:
+# buildx is its plugin, and zuul-jobs' buildx builder reads our file.
 FAMILIES = {
     "docker": (docker.ETC, ("dockerd",)),
     "containers": (containers.ETC, ("podman", "buildah", "skopeo", "crio")),
     "containerd": (containerd.ETC, ("containerd", "ctr", "nerdctl")),
+    "buildkit": (buildkit.ETC, ("buildkitd", "buildctl", "docker")),
 }
 _PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
 

@@ -3,7 +3,8 @@
 """What `use` changed, so that `absent` takes back exactly that.
 
 Each file we touch is a Target: one we own whole ("file"), JSON we share
-with its owner ("json", our keys only), or /etc/hosts ("hosts", our lines
+with its owner ("json", our keys only), TOML we share with its owner
+("toml", our block of tables only), or /etc/hosts ("hosts", our lines
 only). Its record in the state remembers the bytes and mode it had before
 we first changed it, and a hash of what we last wrote. Taking back a file
 nobody changed since puts its original bytes back; a file changed
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.use import hosts as hosts
 from ansible.module_utils.buildset_registry.use import jsonfile as jsonedit
+from ansible.module_utils.buildset_registry.use import tomlblock as tomlblock
 
 VERSION = 1
 
@@ -31,8 +33,9 @@ class Target:
     """One file as `use` wants it."""
 
     path: str
-    kind: str  # "file", "json" or "hosts"
-    # file: the bytes; json: list of (keypath, value); hosts: {name: address}
+    kind: str  # "file", "json", "toml" or "hosts"
+    # file: the bytes; json: list of (keypath, value); toml: {table name: {key: value}}
+    # under [registry."name"]; hosts: {name: address}
     content: object
     mode: int = 0o644  # of a file we make; a secret file is always this
     secret: bool = False  # holds credentials: mode forced, masked in diffs
@@ -114,6 +117,8 @@ def present(target, old, old_mode, record):
         reasons = [] if old == new else ["missing"] if old is None else ["content differs"]
     elif target.kind == "json":
         new, reasons = jsonedit.apply(target.path, old, target.content, record)
+    elif target.kind == "toml":
+        new, reasons = tomlblock.apply(target.path, old, "registry", target.content, record)
     else:
         new, reasons = hosts.apply(old, target.content, record)
     mode = target.mode if old is None or target.secret else old_mode
@@ -143,6 +148,8 @@ def revert(path, record, cur, cur_mode):
         )
     if kind == "json":
         new, reasons = jsonedit.revert(path, cur, record)
+    elif kind == "toml":
+        new, reasons = tomlblock.revert(cur, record)
     else:
         new, reasons = hosts.revert(cur, record)
     return new, cur_mode, reasons
