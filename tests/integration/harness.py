@@ -206,6 +206,10 @@ class Registry:
             "buildset_registry_push_container": f"{prefix}_push_{tag}",
             "buildset_registry_front_container": f"{prefix}_front_{tag}",
             "buildset_registry_proxy_remote_url": upstream_url,
+            # docker.io cached from upstream_url, quay.io pushed images only:
+            # no test reaches for the real quay.io and others (tests of
+            # namespaces set their own).
+            "buildset_registry_namespaces": ["docker.io", "quay.io"],
         }
         self.engine = engine or ENGINES["docker"]
         if engine is not None:

@@ -67,10 +67,12 @@ def option_params(spec, **given):
 
 
 def containers_params(**over):
-    """The containers part's params: its defaults, a root, a host, an upstream and a user."""
+    """The containers part's params: its defaults, a root, a host, an upstream
+    and a user; docker.io the one namespace (three containers)."""
     from ansible.module_utils.buildset_registry.common.options import part_spec
 
-    given = dict(root="/srv/bsr", host="127.0.0.1", proxy_remote_url="https://registry-1.docker.io", username="zuul")
+    given = dict(root="/srv/bsr", host="127.0.0.1", proxy_remote_url="https://registry-1.docker.io", username="zuul",
+                 namespaces=["docker.io"])  # fmt: skip
     return option_params(part_spec("containers"), **dict(given, **over))
 
 

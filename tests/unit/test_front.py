@@ -28,12 +28,21 @@ PUSHED = "Bearer " + TOKENS["pushed"]
 DIGEST = "sha256:" + "a" * 64
 
 
+QUAY, K8S = "unix/@test-quay", "unix/@test-k8s"
+NAMESPACES = [
+    ("docker.io", "docker.io", PROXY),
+    ("quay.io", "quay.io", QUAY),
+    ("registry.example.com:5000", "registry.example.com_5000", None),
+    ("registry.k8s.io", "registry.k8s.io", K8S),
+]
+
+
 def config(**overrides):
     params = dict(
         port=5000,
         push_port=5001,
         push_dial=PUSH,
-        proxy_dial=PROXY,
+        namespaces=[("docker.io", "docker.io", PROXY)],
         cert_file="/certs/domain.crt",
         key_file="/certs/domain.key",
         username=USER,
@@ -60,18 +69,40 @@ def header_matches(patterns, values):
     return False
 
 
-def set_matches(matcher_set, method, path, headers, query=""):
+def _query_values(query):
+    from urllib.parse import parse_qs
+
+    return parse_qs(query, keep_blank_values=True)
+
+
+def set_matches(matcher_set, method, path, headers, query="", captures=None):
+    """Whether one matcher set matches; captures gets the regexp groups (for rewrites)."""
+    captures = {} if captures is None else captures
     for kind, arg in matcher_set.items():
         if kind == "vars_regexp":
             (placeholder,) = arg
-            assert placeholder == "{http.request.uri.query}"
-            ok = re.search(arg[placeholder]["pattern"], query) is not None
+            if placeholder == "{http.request.uri.query}":
+                value = query
+            else:
+                assert placeholder.startswith("{http.request.uri.query.") and placeholder.endswith("}")
+                value = (_query_values(query).get(placeholder[24:-1]) or [""])[0]
+            found = re.search(arg[placeholder]["pattern"], value)
+            ok = found is not None
+            if found:
+                captures[arg[placeholder]["name"]] = found
         elif kind == "method":
             ok = method in arg
         elif kind == "path":
-            ok = path in arg
+            ok = any(path.startswith(p[:-1]) if p.endswith("*") else path == p for p in arg)
         elif kind == "path_regexp":
-            ok = re.search(arg["pattern"], path) is not None
+            found = re.search(arg["pattern"], path)
+            ok = found is not None
+            if found:
+                captures[arg["name"]] = found
+        elif kind == "query":
+            values = _query_values(query)
+            ok = all(name in values and ("*" in wanted or set(values[name]) & set(wanted))
+                     for name, wanted in arg.items())  # fmt: skip
         elif kind == "header":
             ok = all(header_matches(patterns, headers.get(name, [])) for name, patterns in arg.items())
         elif kind == "not":
@@ -83,31 +114,68 @@ def set_matches(matcher_set, method, path, headers, query=""):
     return True
 
 
-def serve(server, method, path, authorization=None, query=""):
-    """What the server does with a request: ("static", status, handler) or ("proxy", dial, on 404 dial)."""
+def _rewrite(handler, path, query, captures):
+    if "uri_substring" in handler:
+        (sub,) = handler["uri_substring"]
+        assert sub["limit"] == 1
+        return path.replace(sub["find"], sub["replace"], 1), query
+
+    def placeholder(found):
+        name = found.group(1)
+        if name == "http.request.uri.query":
+            return query
+        kind, group = name[len("http.regexp.") :].rsplit(".", 1)
+        return captures[kind].group(int(group))
+
+    uri = re.sub(r"\{([a-z.0-9_]+)\}", placeholder, handler["uri"])
+    new_path, _, new_query = uri.partition("?")
+    return new_path, new_query
+
+
+def walk(server, method, path, authorization=None, query=""):
+    """What the server does with a request, as a dict: kind "static"
+    (status, handler) or "proxy" (dial, path; fallback and fallback_path
+    when the push registry's 404 goes on to a proxy)."""
     headers = {"Authorization": [authorization]} if authorization else {}
     for route in server["routes"]:
-        if "match" in route and not any(set_matches(s, method, path, headers, query) for s in route["match"]):
+        captures = {}
+        if "match" in route and not any(set_matches(s, method, path, headers, query, captures) for s in route["match"]):
             continue
         for handler in route["handle"]:
             if handler["handler"] == "authentication":
                 account = handler["providers"]["http_basic"]["accounts"][0]
                 assert base64.b64decode(account["password"]).decode() == HASH
                 if authorization != BASIC:
-                    return ("static", 401, None)
+                    return {"kind": "static", "status": 401, "handler": None}
             elif handler["handler"] == "static_response":
-                return ("static", handler["status_code"], handler)
+                return {"kind": "static", "status": handler["status_code"], "handler": handler}
+            elif handler["handler"] == "subroute":  # distribution's 404s
+                return {"kind": "static", "status": 404, "handler": handler}
+            elif handler["handler"] == "rewrite":
+                path, query = _rewrite(handler, path, query, captures)
             elif handler["handler"] == "reverse_proxy":
-                fallback = None
+                out = {"kind": "proxy", "dial": handler["upstreams"][0]["dial"], "path": path,
+                       "fallback": None, "fallback_path": None}  # fmt: skip
                 for response in handler.get("handle_response", []):
                     assert response["match"] == {"status_code": [404]}
-                    marker, fallback_proxy = response["routes"][0]["handle"]
+                    marker, *rest, fallback_proxy = response["routes"][0]["handle"]
                     assert marker == {"handler": "vars", "buildset_fallback": "proxy"}
-                    fallback = fallback_proxy["upstreams"][0]["dial"]
-                return ("proxy", handler["upstreams"][0]["dial"], fallback)
+                    fallback_path = path
+                    for rewrite in rest:
+                        fallback_path, _ = _rewrite(rewrite, fallback_path, query, captures)
+                    out.update(fallback=fallback_proxy["upstreams"][0]["dial"], fallback_path=fallback_path)
+                return out
             else:
                 raise AssertionError("handler %s is not modelled" % handler["handler"])
-    return ("static", 200, None)  # Caddy's empty answer: no route may end here
+    return {"kind": "static", "status": 200, "handler": None}  # Caddy's empty answer: no route may end here
+
+
+def serve(server, method, path, authorization=None, query=""):
+    """What the server does with a request: ("static", status, handler) or ("proxy", dial, on 404 dial)."""
+    out = walk(server, method, path, authorization, query)
+    if out["kind"] == "static":
+        return ("static", out["status"], out["handler"])
+    return ("proxy", out["dial"], out["fallback"])
 
 
 def token_of(outcome):
@@ -208,18 +276,21 @@ def test_the_push_registry_is_asked_with_every_manifest_type_before_the_proxy():
     """Asked with the client's Accept, the push registry answers 404 for a
     pushed manifest of a type left out: the proxy would then answer with
     upstream's image under the pushed name."""
-    (push_first,) = [h for h in reverse_proxies(servers()["endpoint"]["routes"]) if h["upstreams"][0]["dial"] == PUSH
-                     and "handle_response" in h]  # fmt: skip
-    accept = push_first["headers"]["request"]["set"]["Accept"]
-    assert accept == [", ".join(front.MANIFEST_TYPES)]
+    firsts = [h for h in reverse_proxies(servers(namespaces=NAMESPACES)["endpoint"]["routes"])
+              if h["upstreams"][0]["dial"] == PUSH and "handle_response" in h]  # fmt: skip
+    assert len(firsts) == 7  # docker.io bare, spelled out and by ns; quay.io's and k8s' by prefix and by ns
+    for push_first in firsts:
+        assert push_first["headers"]["request"]["set"]["Accept"] == [", ".join(front.MANIFEST_TYPES)]
     assert len(front.MANIFEST_TYPES) == 4 and all(t.startswith("application/vnd.") for t in front.MANIFEST_TYPES)
 
 
 def test_what_the_proxy_fails_with_is_a_404_with_distributions_error():
-    endpoint = servers()["endpoint"]
-    (proxy,) = [h for h in reverse_proxies(endpoint["routes"]) if h["upstreams"][0]["dial"] == PROXY]
-    (failure,) = proxy["handle_response"]
-    assert failure["match"] == {"status_code": [401, 403, 429, 5]}
+    endpoint = servers(namespaces=NAMESPACES)["endpoint"]
+    proxies = [h for h in reverse_proxies(endpoint["routes"]) if h["upstreams"][0]["dial"] != PUSH]
+    assert {h["upstreams"][0]["dial"] for h in proxies} == {PROXY, QUAY, K8S}
+    for proxy in proxies:
+        (failure,) = proxy["handle_response"]
+        assert failure["match"] == {"status_code": [401, 403, 429, 5]}
     # Dial errors and time-outs are errors: the error routes answer for the proxy only.
     (errors,) = endpoint["errors"]["routes"]
     assert errors["match"] == [{"vars": {"buildset_fallback": ["proxy"]}}]
@@ -404,32 +475,33 @@ def test_push_port_sends_everything_to_push(method, path):
 
 
 def test_route_order_at_port():
-    """Login first, then writes, blob HEAD, host names, /v2/, the shadowed reads, the rest."""
-    routes = servers()["endpoint"]["routes"]
+    """Login first; writes, push-only tokens, blob HEADs and /v2/ before any
+    read; a configured prefix before the other hosts; containerd's ns after
+    every path form; bare reads last but one."""
+    routes = servers(namespaces=NAMESPACES)["endpoint"]["routes"]
     kinds = []
     for route in routes:
         handler = route["handle"][-1]
-        if handler["handler"] != "reverse_proxy":
+        if handler["handler"] == "subroute":
+            kinds.append("404")
+        elif handler["handler"] != "reverse_proxy":
             kinds.append("login")
         elif "handle_response" in handler:
-            kinds.append("push, then proxy")
+            kinds.append(
+                "push, then " + handler["handle_response"][0]["routes"][0]["handle"][-1]["upstreams"][0]["dial"]
+            )
         else:
             kinds.append("push")
-    assert kinds == ["login"] * 6 + ["push"] * 5 + ["push, then proxy", "push"]
+    first = "push, then "
+    assert kinds == ["login"] * 6 + ["push"] * 4 + [
+        first + QUAY, "push", first + K8S,  # /v2/N/...: quay.io, a push-only host, registry.k8s.io
+        first + PROXY,  # /v2/docker.io/...
+        "push",  # any other host
+        first + QUAY, "push", first + K8S, first + PROXY,  # ?ns=N, ns=docker.io
+        "push", "push", "404",  # an ns nobody configured
+        first + PROXY, "push",
+    ]  # fmt: skip
     assert "match" not in routes[-1]
-    patterns = [m.get("path_regexp", {}).get("pattern") for r in routes[6:12] for m in r["match"]]
-    assert patterns == [
-        None,
-        front.UPLOAD_PATH,
-        None,
-        None,
-        front.BLOB_PATH,
-        front.HOST_NAME_PATH,
-        None,
-        front.SHADOWED_READ_PATH,
-    ]
-    # Only one route reaches the proxy.
-    assert front.render_front_config(**config()).count(PROXY) == 1
 
 
 # --- inputs ---------------------------------------------------------------------
@@ -443,7 +515,10 @@ def test_route_order_at_port():
         dict(port="5000"),
         dict(push_port=True),
         dict(push_dial="unix socket"),
-        dict(proxy_dial=""),
+        dict(namespaces=[("docker.io", "docker.io", "")]),
+        dict(namespaces=[("quay.io", "quay.io", PROXY)]),
+        dict(namespaces=[("docker.io", "docker.io", PROXY), ("Quay.io", "Quay.io", PROXY)]),
+        dict(namespaces=[("docker.io", "docker.io", PROXY), ("h:5000", "h:5000", None)]),
         dict(username=""),
         dict(username="a:b"),
         dict(password_hash="s3cret"),
@@ -466,3 +541,83 @@ def test_bad_inputs_are_refused(overrides):
 def test_dial_addresses():
     for dial in ("unix/@frontproto-push", "unix//run/registry.sock", "127.0.0.1:5002", "[::1]:5002", "localhost:5002"):
         assert serve(servers(push_dial=dial)["push"], "GET", "/v2/", WRITE) == ("proxy", dial, None)
+
+
+# --- namespaces -----------------------------------------------------------------------
+
+
+def at_port(method, path, query="", authorization=WRITE, anonymous_pull=False):
+    out = walk(servers(namespaces=NAMESPACES, anonymous_pull=anonymous_pull)["endpoint"], method, path,
+               authorization, query)  # fmt: skip
+    if out["kind"] == "static":
+        return out["status"]
+    return (out["dial"], out["path"], out["fallback"], out["fallback_path"])
+
+
+M = "/manifests/1"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    "path,query,expected",
+    [
+        # docker.io: bare, spelled out, and with containerd's ns.
+        ("/v2/library/x" + M, "", ("/v2/library/x" + M, PROXY, "/v2/library/x" + M)),
+        ("/v2/docker.io/library/x" + M, "", ("/v2/library/x" + M, PROXY, "/v2/library/x" + M)),
+        ("/v2/library/x" + M, "ns=docker.io", ("/v2/library/x" + M, PROXY, "/v2/library/x" + M)),
+        # A namespace with a cache: pushed at N/NAME first, then N's proxy at NAME.
+        ("/v2/quay.io/org/app" + M, "", ("/v2/quay.io/org/app" + M, QUAY, "/v2/org/app" + M)),
+        ("/v2/org/app" + M, "ns=quay.io", ("/v2/quay.io/org/app" + M, QUAY, "/v2/org/app" + M)),
+        ("/v2/quay.io/org/app" + M, "ns=quay.io", ("/v2/quay.io/org/app" + M, QUAY, "/v2/org/app" + M)),
+        # A one-component name.
+        ("/v2/registry.k8s.io/pause" + M, "", ("/v2/registry.k8s.io/pause" + M, K8S, "/v2/pause" + M)),
+        ("/v2/pause" + M, "ns=registry.k8s.io", ("/v2/registry.k8s.io/pause" + M, K8S, "/v2/pause" + M)),
+        ("/v2/quay.io/org/app/tags/list", "", ("/v2/quay.io/org/app/tags/list", QUAY, "/v2/org/app/tags/list")),
+        # A push-only namespace (a port's colon as _): the push registry alone.
+        ("/v2/registry.example.com_5000/app" + M, "", ("/v2/registry.example.com_5000/app" + M, None, None)),
+        ("/v2/app" + M, "ns=registry.example.com:5000", ("/v2/registry.example.com_5000/app" + M, None, None)),
+        # Hosts nobody configured: pushed images under their name, never a proxy.
+        ("/v2/ghcr.io/org/app" + M, "", ("/v2/ghcr.io/org/app" + M, None, None)),
+        ("/v2/org/app" + M, "ns=ghcr.io", ("/v2/ghcr.io/org/app" + M, None, None)),
+        ("/v2/org/app" + M, "ns=other.example:8443", ("/v2/other.example_8443/org/app" + M, None, None)),
+    ],
+)
+def test_reads_in_each_namespace(method, path, query, expected):
+    push_path, fallback, fallback_path = expected
+    assert at_port(method, path, query) == (PUSH, push_path, fallback, fallback_path)
+
+
+def test_a_blob_is_got_from_its_namespaces_cache_and_headed_at_the_push_registry_only():
+    blob = "/blobs/" + DIGEST
+    expected = (PUSH, "/v2/registry.k8s.io/pause" + blob, K8S, "/v2/pause" + blob)
+    assert at_port("GET", "/v2/registry.k8s.io/pause" + blob) == expected
+    assert at_port("GET", "/v2/pause" + blob, "ns=registry.k8s.io") == expected
+    assert at_port("HEAD", "/v2/registry.k8s.io/pause" + blob) == (PUSH, "/v2/registry.k8s.io/pause" + blob, None, None)
+
+
+def test_an_ns_that_is_no_host_name_is_404_at_once():
+    for query in ("ns=..%2F..%2Fx", "ns=", "ns=UPPER.case", "ns=a/b"):
+        assert at_port("GET", "/v2/org/app" + M, query) == 404, query
+
+
+def test_the_rules_of_every_push_flow_hold_in_every_namespace():
+    for path in ("/v2/quay.io/org/app", "/v2/registry.k8s.io/pause", "/v2/org/app"):
+        blob = path + "/blobs/" + DIGEST
+        for query in ("", "ns=quay.io"):
+            # Blob HEADs and pushes' tokens: the push registry alone, the path as it came.
+            assert at_port("HEAD", blob, query) == (PUSH, blob, None, None)
+            assert at_port("HEAD", path + M, query, PUSH_TOKEN) == (PUSH, path + M, None, None)
+            # Without a login, by default: pushed images only.
+            assert at_port("GET", path + M, query, PUSHED) == (PUSH, path + M, None, None)
+            for method in ("PUT", "DELETE"):
+                assert at_port(method, path + M, query) == (PUSH, path + M, None, None)
+            assert at_port("POST", path + "/blobs/uploads/", query) == (PUSH, path + "/blobs/uploads/", None, None)
+    # With anonymous pull, the anonymous token reads the caches too.
+    assert at_port("GET", "/v2/quay.io/org/app" + M, "", READ, True)[2] == QUAY
+
+
+def test_no_host_from_a_request_is_ever_dialled():
+    dials = {PUSH, PROXY, QUAY, K8S}
+    text = front.render_front_config(**config(namespaces=NAMESPACES))
+    assert set(re.findall(r'"dial": "([^"]+)"', text)) == dials
+    assert "{http.request.uri.query.ns}" not in "".join(re.findall(r'"dial": "([^"]+)"', text))

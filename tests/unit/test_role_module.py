@@ -8,6 +8,7 @@ import pytest
 from helpers import load_library, option_params, role_message, run_main
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
+from ansible.module_utils.buildset_registry.common.namespaces import DEFAULT
 from ansible.module_utils.buildset_registry.common.options import DEFAULT_DOCKER_HOST, role_spec
 from ansible.module_utils.buildset_registry.registry import entry as role
 
@@ -76,7 +77,20 @@ def test_facts_hold_the_documented_keys():
         "mirrors": ["192.0.2.1:6000"],
         "addresses": {},
         "anonymous_pull": False,
+        "namespaces": [{"name": name, "url": url} for name, url in DEFAULT],
     }
+
+
+def test_the_facts_namespaces_hold_no_credentials_and_docker_io_takes_the_proxy_variables():
+    given = [{"name": "quay.io", "url": "https://quay.example/", "username": "u", "password": "secret-pw"}, "ghcr.io"]
+    facts = role.facts(params("/r", namespaces=given, proxy_remote_url="http://127.0.0.1:1", proxy_password="hub-pw"),
+                       {"cert": "PEM"}, {"password": "pw"})  # fmt: skip
+    assert facts["namespaces"] == [
+        {"name": "docker.io", "url": "http://127.0.0.1:1"},
+        {"name": "quay.io", "url": "https://quay.example"},
+        {"name": "ghcr.io", "url": ""},
+    ]
+    assert "secret-pw" not in repr(facts) and "hub-pw" not in repr(facts)
 
 
 def test_facts_for_an_ipv6_host_name_one_endpoint_by_a_name_the_cert_holds():

@@ -8,7 +8,7 @@ from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA,
 from ansible.module_utils.buildset_registry.common.options import role_variables
 from ansible.module_utils.buildset_registry.registry import storage as storage
 from ansible.module_utils.buildset_registry.registry.config import render_config
-from ansible.module_utils.buildset_registry.registry.endpoints import registry_endpoint
+from ansible.module_utils.buildset_registry.registry.endpoints import data_dirs, registry_endpoints
 
 S3 = {
     "s3": {
@@ -54,10 +54,17 @@ def test_object_store_prefixes_and_no_mount():
     assert storage.storage_config("proxy", params(object_storage=SWIFT))["swift"]["prefix"] == "/proxy-cache"
     assert storage.data_dir("push", p, paths) is None
     full = dict(p, root="/r", push_container="r", proxy_container="p", front_container="f", image="registry:2",
-                proxy_remote_url="https://up", proxy_username="", proxy_password="")  # fmt: skip
-    for kind in ("push", "proxy"):
-        assert registry_endpoint(kind, full, paths).binds == ()
-        assert registry_endpoint(kind, dict(full, object_storage={}), paths).binds != ()
+                proxy_remote_url="https://up", proxy_username="", proxy_password="", host="h", port=1, push_port=2,
+                namespaces=[["quay.io", "https://quay.io"], "push.only"])  # fmt: skip
+    in_store = registry_endpoints(full, paths)
+    assert [e.kind for e in in_store] == ["push", "proxy", "proxy-quay.io"]
+    assert all(e.binds == () for e in in_store) and data_dirs(full, paths) == []
+    on_disk = registry_endpoints(dict(full, object_storage={}), paths)
+    assert [e.binds[0].split(":")[0] for e in on_disk] == ["/r/data", "/r/cache", "/r/caches/quay.io"]
+    assert data_dirs(dict(full, object_storage={}), paths) == ["/r/data", "/r/cache", "/r/caches/quay.io"]
+    # Each cache its own prefix in the store.
+    roots = [e.config.split("rootdirectory: ")[1].split("\n")[0] for e in in_store]
+    assert roots == ['"/bs"', '"/bs/proxy-cache"', '"/bs/proxy-cache-quay.io"']
 
 
 def test_http_secret_given_or_derived_from_the_store_alike_on_every_node():

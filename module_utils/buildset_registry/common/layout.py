@@ -38,8 +38,10 @@ def layout(root):
         "served_state": os.path.join(root, "config", "served.json"),
         # What the buildset pushed.
         "data_dir": os.path.join(root, "data"),
-        # The proxy's cache of the upstream, apart from the pushed data.
+        # docker.io's proxy's cache of the upstream, apart from the pushed data.
         "cache_dir": os.path.join(root, "cache"),
+        # Another namespace N's cache: caches/N.
+        "caches_dir": os.path.join(root, "caches"),
     }
 
 

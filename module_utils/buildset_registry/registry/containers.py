@@ -22,12 +22,12 @@ from ansible.module_utils.buildset_registry.common.layout import ensure_dirs, la
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import storage, upstream
 from ansible.module_utils.buildset_registry.registry.endpoints import (
-    KINDS,
-    REGISTRY_KINDS,
     SERVED_FILES,
     container_names,
+    data_dirs,
     endpoint_list,
-    registry_endpoint,
+    registry_endpoints,
+    served_namespaces,
 )
 from ansible.module_utils.buildset_registry.registry.engine import Engine
 from ansible.module_utils.buildset_registry.registry.htpasswd import parse_htpasswd, parse_stored_password
@@ -54,14 +54,16 @@ def validate(params):
             "{port} and {push_port} are both %d; the one endpoint and the push endpoint need two different ports",
             params["port"],
         )
-    names = container_names(params)
-    for kind in KINDS:
-        if list(names.values()).count(names[kind]) > 1:
+    if params["state"] == "present":
+        served_namespaces(params)  # RegistryError on a bad entry
+    names = container_names(params) if params["state"] == "present" else _base_names(params)
+    for kind, name in names.items():
+        if list(names.values()).count(name) > 1:
             raise RegistryError(
-                "%s_container" % kind,
-                "{push_container}, {proxy_container} and {front_container} must be three different names; "
-                "%s is given twice",
-                names[kind],
+                "%s_container" % ("proxy" if kind.startswith("proxy") else kind),
+                "{push_container}, {proxy_container} (and the other namespaces' proxies, named after it) and "
+                "{front_container} must be different names; %s is given twice",
+                name,
             )
     for option in ("image", "front_image"):
         if not params[option] or re.search(r"\s", params[option]):
@@ -226,7 +228,7 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, wa
     all answer (not a proxy waiting for its upstream: nothing to wait for)."""
     # Made here, not by the engine: Podman refuses a missing bind source,
     # and Docker would make it root-owned 0755.
-    ensure_dirs(sorted({d for kind in REGISTRY_KINDS if (d := storage.data_dir(kind, params, paths))}))
+    ensure_dirs(data_dirs(params, paths))
     started = _apply(engine, plans, tokens)
     for item in started:
         outcome.data["containers"][item.kind]["id"] = item.id
@@ -242,19 +244,20 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, wa
         from ansible.module_utils.buildset_registry.registry import diagnose
 
         logs = engine.logs(item.id)
-        panic = diagnose.upstream_panic(logs, item.kind, params["proxy_remote_url"])
+        remote_url = (by_name[item.name].upstream or (None,))[0]
+        panic = diagnose.upstream_panic(logs, item.kind, remote_url)
         if panic:
             # The upstream went away after the probe: a warning, and the
             # proxy waits under its restart policy, as when the probe saw it.
             outcome.data.setdefault("warnings", []).append(
-                upstream.warning(item.name, params["proxy_remote_url"], upstream.OTHER, panic, engine.podman)
+                upstream.warning(item.name, remote_url, upstream.OTHER, panic, engine.podman)
             )
             gave_up.add(item.name)
             return None
         # Else it crash-loops under its restart policy until the next run
         # (Podman restarts it about ten times a second).
         engine.remove(item.id)
-        return diagnose.failure(by_name[item.name], what, logs, params["proxy_remote_url"], paths, check, last)
+        return diagnose.failure(by_name[item.name], what, logs, remote_url, paths, check, last)
 
     gave_up = set()
     to_wait = [item for item in started if item.name not in waiting]
@@ -262,6 +265,11 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, wa
     outcome.data["ready_seconds"] = round(waited, 3)
     sockets = {p.name: p.endpoint.socket for p in plans}
     upstream.leave_waiters(engine, started, sockets, waiting | gave_up, outcome)
+
+
+def _base_names(params):
+    """The containers' names without the namespaces (state absent may come with bad ones)."""
+    return {kind: params["%s_container" % kind] for kind in ("push", "proxy", "front")}
 
 
 def checks(endpoint, tokens):
@@ -286,7 +294,7 @@ def check_store(params, outcome):
         return
     paths = layout(params["root"])
     deadline = time.monotonic() + params["wait_timeout"]
-    for endpoint in (registry_endpoint(kind, params, paths) for kind in REGISTRY_KINDS):
+    for endpoint in registry_endpoints(params, paths):
         check = Check(expect=200, socket=endpoint.socket, path="/v2/_catalog?n=1")
         while True:
             status, body = request(check, None, timeout=5.0)

@@ -3,8 +3,11 @@
 """The containers the registry is made of, as data: pure.
 
 - push: a registry:2 holding what the buildset pushed;
-- proxy: a registry:2 in proxy mode caching the upstream, its storage
-  apart from the pushed data;
+- a proxy per namespace with a URL (common/namespaces.py): a registry:2 in
+  proxy mode caching that upstream, its storage apart from the pushed data
+  and from the other caches. docker.io's is kind "proxy" (its names, paths
+  and socket as before namespaces), another namespace N's "proxy-N" (a
+  port's colon as "_");
 - front: Caddy, holding both public ports, the TLS certificate and the
   login, routing to the two registries (registry/front.py).
 
@@ -18,6 +21,7 @@ in endpoint_list(). The list is in start order: the front comes last.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 from ansible.module_utils.buildset_registry.common.layout import (
@@ -26,11 +30,13 @@ from ansible.module_utils.buildset_registry.common.layout import (
     CONTAINER_FRONT_CONFIG,
     CONTAINER_REGISTRY_CONFIG,
 )
+from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO, HUB_URL, parse
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import front, storage
 from ansible.module_utils.buildset_registry.registry.config import REGISTRY_KINDS, render_config
 
 KINDS = (*REGISTRY_KINDS, "front")
+PROXY = "proxy"
 # The files under the root the front reads only at start (layout() names).
 SERVED_FILES = ("cert", "key")
 # Abstract socket names hold at most 107 bytes.
@@ -55,6 +61,8 @@ class Endpoint:
     binds: tuple  # more binds, "SRC:DST:MODE"
     served: tuple  # layout() names of files it reads only at start
     option: str  # the option a failure to start is about
+    namespace: str = ""  # a proxy's namespace
+    upstream: tuple = ()  # a proxy's (url, username, password)
 
 
 def socket_name(root, kind):
@@ -65,22 +73,51 @@ def socket_name(root, kind):
     return name
 
 
+def is_proxy(kind):
+    return kind == PROXY or kind.startswith(PROXY + "-")
+
+
+def served_namespaces(params):
+    """Every namespace served, docker.io first, checked (RegistryError)."""
+    own = ["%s:%s" % (params["host"], params[option]) for option in PORT_OPTIONS]
+    hub = (params.get("proxy_remote_url") or HUB_URL, params.get("proxy_username"), params.get("proxy_password"))
+    return parse(params.get("namespaces") or [], docker_io=hub, registry=own)
+
+
+def cached_namespaces(params):
+    """The namespaces with an upstream to cache: one proxy each."""
+    return [ns for ns in served_namespaces(params) if ns.cached]
+
+
+def proxy_kind(namespace):
+    return PROXY if namespace.name == DOCKER_IO else "%s-%s" % (PROXY, namespace.path)
+
+
 def container_names(params):
-    return {"push": params["push_container"], "proxy": params["proxy_container"], "front": params["front_container"]}
+    """kind -> container name of every container (the proxies' from the namespaces)."""
+    names = {"push": params["push_container"]}
+    for ns in cached_namespaces(params):
+        kind = proxy_kind(ns)
+        names[kind] = params["proxy_container"] + kind[len(PROXY) :]
+    names["front"] = params["front_container"]
+    return names
 
 
-def registry_endpoint(kind, params, paths):
+def _registry_endpoint(kind, namespace, params, paths):
     socket = socket_name(paths["root"], kind)
+    upstream = (namespace.url, namespace.username, namespace.password) if namespace else ()
+    role = PROXY if namespace else kind
     config = render_config(
-        kind,
+        role,
         socket,
-        params["proxy_remote_url"],
-        params["proxy_username"],
-        params["proxy_password"],
-        storage.storage_config(kind, params),
-        storage.http_secret(params),
+        *(upstream or (None, "", "")),
+        storage=storage.storage_config(role, params, _cache_name(kind, namespace)),
+        http_secret=storage.http_secret(params),
     )
-    data_dir = storage.data_dir(kind, params, paths)
+    data_dir = _data_dir(kind, namespace, params, paths)
+    config_path = paths["%s_config" % role] if kind in REGISTRY_KINDS else os.path.join(
+        paths["config_dir"], "%s.yml" % kind
+    )  # fmt: skip
     return Endpoint(
         kind=kind,
         name=container_names(params)[kind],
@@ -88,15 +125,40 @@ def registry_endpoint(kind, params, paths):
         image_option="image",
         ports=(),
         socket=socket,
-        config_path=paths["%s_config" % kind],
+        config_path=config_path,
         config=config,
         mount=CONTAINER_REGISTRY_CONFIG,
         entrypoint=(),
         command=(CONTAINER_REGISTRY_CONFIG,),
         binds=("%s:%s:rw" % (data_dir, CONTAINER_DATA),) if data_dir else (),
         served=(),
-        option="proxy_remote_url" if kind == "proxy" else "image",
+        option=("proxy_remote_url" if kind == PROXY else "namespaces") if namespace else "image",
+        namespace=namespace.name if namespace else "",
+        upstream=upstream,
     )
+
+
+def data_dirs(params, paths):
+    """The host directories the registries keep their data in (none with an object store)."""
+    return [d for d in (_data_dir(kind, ns, params, paths) for kind, ns in _registries(params)) if d]
+
+
+def _registries(params):
+    return [("push", None)] + [(proxy_kind(ns), ns) for ns in cached_namespaces(params)]
+
+
+def _data_dir(kind, namespace, params, paths):
+    return storage.data_dir(PROXY if namespace else kind, params, paths, _cache_name(kind, namespace))
+
+
+def _cache_name(kind, namespace):
+    """docker.io's cache keeps the name it had before namespaces: none."""
+    return namespace.path if namespace and kind != PROXY else ""
+
+
+def registry_endpoints(params, paths):
+    """The push registry, then a proxy per cached namespace."""
+    return [_registry_endpoint(kind, ns, params, paths) for kind, ns in _registries(params)]
 
 
 def front_endpoint(params, paths, password_hash, tokens):
@@ -105,7 +167,10 @@ def front_endpoint(params, paths, password_hash, tokens):
         port=params["port"],
         push_port=params["push_port"],
         push_dial="unix/" + socket_name(paths["root"], "push"),
-        proxy_dial="unix/" + socket_name(paths["root"], "proxy"),
+        namespaces=[
+            (ns.name, ns.path, "unix/" + socket_name(paths["root"], proxy_kind(ns)) if ns.cached else None)
+            for ns in served_namespaces(params)
+        ],
         cert_file=CONTAINER_CERTS + "/domain.crt",
         key_file=CONTAINER_CERTS + "/domain.key",
         username=params["username"],
@@ -134,6 +199,4 @@ def front_endpoint(params, paths, password_hash, tokens):
 
 def endpoint_list(params, paths, password_hash, tokens):
     """Every container of the registry, in start order."""
-    return [registry_endpoint(kind, params, paths) for kind in REGISTRY_KINDS] + [
-        front_endpoint(params, paths, password_hash, tokens)
-    ]
+    return registry_endpoints(params, paths) + [front_endpoint(params, paths, password_hash, tokens)]

@@ -21,6 +21,7 @@ from ansible.module_utils.buildset_registry.common.options import part_params
 from ansible.module_utils.buildset_registry.registry import cert_check as cert_check
 from ansible.module_utils.buildset_registry.registry import containers as containers
 from ansible.module_utils.buildset_registry.registry import htpasswd as htpasswd
+from ansible.module_utils.buildset_registry.registry.endpoints import served_namespaces
 from ansible.module_utils.buildset_registry.registry.engine import Engine
 
 
@@ -47,6 +48,8 @@ def facts(params, cert, auth):
     point makes resolve (an IPv6 host's name), name -> address.
     anonymous_pull: whether clients may pull without the login (the use
     entry point then gives dockerd no credentials for Docker Hub).
+    namespaces: those served, as {name, url} (no credentials): the use
+    entry point configures these, on any node, in any later job.
     """
     name = client_host(params["host"])
     return {
@@ -60,6 +63,7 @@ def facts(params, cert, auth):
         "mirrors": [host_port(name, params["port"])],
         "addresses": {name: params["host"]} if name != params["host"] else {},
         "anonymous_pull": params["anonymous_pull"],
+        "namespaces": [ns.public() for ns in served_namespaces(part_params("containers", params))],
     }
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 
+from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO
 from ansible.module_utils.buildset_registry.registry.caddy import (
     READ_METHODS,
     WRITE_METHODS,
@@ -73,6 +74,11 @@ MANIFEST_TYPES = (
 # 2.8's proxy wraps upstream's 404 for a digest in a 500), no answer.
 PROXY_FAILURES = (401, 403, 429, 5)
 PROXY_HEADER_TIMEOUT = "30s"
+# An ns nobody configured, as a repository prefix (a port's colon as "_").
+_OTHER_NS = (
+    (r"^([a-z0-9][a-z0-9.-]*)$", "{http.regexp.ns.1}"),
+    (r"^([a-z0-9][a-z0-9.-]*):([0-9]+)$", "{http.regexp.ns.1}_{http.regexp.ns.2}"),
+)
 # Set on a request the proxy is asked, so that an error (the proxy not
 # running, no answer in time) is told from the push registry's.
 _FALLBACK_VAR = "buildset_fallback"
@@ -85,6 +91,7 @@ _NOT_FOUND = (
 # Tokens go into header matchers and JSON bodies as they are.
 _BCRYPT = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
 # Caddy upstream addresses: unix/PATH, unix/@ABSTRACT, HOST:PORT.
+_NS_PATH = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _DIAL = re.compile(r"^(?:unix/@?[^\s]+|[^\s/]+:\d+)$")
 
 
@@ -93,7 +100,7 @@ def front_config(
     port,
     push_port,
     push_dial,
-    proxy_dial,
+    namespaces,
     cert_file,
     key_file,
     username,
@@ -104,15 +111,18 @@ def front_config(
 ):
     """Return Caddy's JSON configuration of the front as a dict.
 
-    push_dial and proxy_dial are Caddy upstream addresses ("unix/@NAME" for
-    an abstract unix socket, "127.0.0.1:PORT"); password_hash is the bcrypt
+    push_dial is a Caddy upstream address ("unix/@NAME" for an abstract unix
+    socket, "127.0.0.1:PORT"); namespaces lists each namespace served as
+    (name, path, dial): its host, its repository prefix (a port's colon as
+    "_") and its proxy's address, None when it has no cache; docker.io
+    first. password_hash is the bcrypt
     hash of the htpasswd line; tokens is derive_tokens()'s result (of the
     two anonymous tokens, "read" is used only when anonymous_pull is on,
     "pushed" only when it is off).
     """
-    _check(port, push_port, push_dial, proxy_dial, username, password_hash, tokens, anonymous_pull, service)
+    _check(port, push_port, push_dial, namespaces, username, password_hash, tokens, anonymous_pull, service)
     login = login_routes(username, password_hash, tokens, anonymous_pull, service)
-    endpoint = _server(port, login + _endpoint_routes(push_dial, proxy_dial, tokens, anonymous_pull))
+    endpoint = _server(port, login + _endpoint_routes(push_dial, namespaces, tokens, anonymous_pull))
     # The proxy's failures the routes could not answer (not running, no
     # answer in time) come here as errors: a 404 like any other miss.
     endpoint["errors"] = {"routes": [route([{"vars": {_FALLBACK_VAR: ["proxy"]}}], *_not_found_handlers())]}
@@ -135,40 +145,70 @@ def front_config(
     }
 
 
-def _endpoint_routes(push_dial, proxy_dial, tokens, anonymous_pull):
+def _endpoint_routes(push_dial, namespaces, tokens, anonymous_pull):
     """The one endpoint's routes after the login, in order (the module's docstring)."""
     push = _proxy(push_dial)
-    # The proxy's own errors become 404s; so do dial errors and time-outs,
-    # through the server's error routes, which _FALLBACK_VAR selects.
+    reads = {"method": list(READ_METHODS), "path_regexp": {"name": "shadowed", "pattern": SHADOWED_READ_PATH}}
+    (_, _, hub_dial), others = namespaces[0], namespaces[1:]
+    hub = _push_first(push_dial, hub_dial) if hub_dial else push
+    routes = [
+        route([{"method": list(WRITE_METHODS)}, {"path_regexp": {"name": "upload", "pattern": UPLOAD_PATH}}], push),
+        route([{"header": {"Authorization": ["Bearer " + t]}} for t in push_only_tokens(tokens, anonymous_pull)], push),
+        route([{"method": ["HEAD"], "path_regexp": {"name": "blob", "pattern": BLOB_PATH}}], push),
+        route([{"path": ["/v2", "/v2/", "/v2/_catalog"]}], push),
+    ]
+    # /v2/N/NAME/...: pushed at N/NAME first, then N's cache at NAME.
+    for _, path, dial in others:
+        prefix = "/v2/%s/" % path
+        routes.append(
+            route([dict(reads, path=[prefix + "*"])], _push_first(push_dial, dial, strip=prefix) if dial else push)
+        )
+    # docker.io spelled out (microk8s): the same image as without it.
+    routes.append(route([dict(reads, path=["/v2/docker.io/*"])], _rewrite_strip("/v2/docker.io/"), hub))
+    # Any other host: pushed images only.
+    routes.append(route([{"path_regexp": {"name": "host", "pattern": HOST_NAME_PATH}}], push))
+    # containerd's ?ns=N on a bare path: the same as /v2/N/NAME/....
+    bare = dict(reads, path_regexp={"name": "bare", "pattern": r"^/v2/(.+)$"})
+    for name, path, dial in others:
+        target = _push_first(push_dial, dial, strip="/v2/%s/" % path) if dial else push
+        routes.append(route([dict(bare, query={"ns": [name]})], _rewrite_into(path), target))
+    routes.append(route([dict(bare, query={"ns": [DOCKER_IO]})], hub))
+    # An ns nobody configured: pushed images under it only, never a dial.
+    for pattern, into in _OTHER_NS:
+        matcher = dict(bare, vars_regexp={"{http.request.uri.query.ns}": {"name": "ns", "pattern": pattern}})
+        routes.append(route([matcher], _rewrite_into(into), push))
+    routes.append(route([dict(bare, query={"ns": ["*"]})], _not_found_handlers()[0]))
+    routes += [route([reads], hub), route(None, push)]
+    return routes
+
+
+def _push_first(push_dial, proxy_dial, strip=None):
+    """The push registry, asked with every manifest type; on its 404 the
+    proxy at proxy_dial (the path's strip prefix taken off), whose own
+    failures become 404s (and its dial errors and time-outs too, through
+    the server's error routes, which _FALLBACK_VAR selects)."""
     proxy = dict(
         _proxy(proxy_dial),
         transport={"protocol": "http", "response_header_timeout": PROXY_HEADER_TIMEOUT},
         handle_response=[{"match": {"status_code": list(PROXY_FAILURES)}, "routes": _not_found_routes()}],
     )
-    push_first = dict(
+    fallback = [{"handler": "vars", _FALLBACK_VAR: "proxy"}]
+    if strip:
+        fallback.append(_rewrite_strip(strip))
+    return dict(
         _proxy(push_dial, Accept=[", ".join(MANIFEST_TYPES)]),
-        handle_response=[
-            {
-                "match": {"status_code": [404]},
-                "routes": [{"handle": [{"handler": "vars", _FALLBACK_VAR: "proxy"}, proxy]}],
-            }
-        ],
+        handle_response=[{"match": {"status_code": [404]}, "routes": [{"handle": fallback + [proxy]}]}],
     )
-    return [
-        route([{"method": list(WRITE_METHODS)}, {"path_regexp": {"name": "upload", "pattern": UPLOAD_PATH}}], push),
-        route(
-            [{"header": {"Authorization": ["Bearer " + token]}} for token in push_only_tokens(tokens, anonymous_pull)],
-            push,
-        ),
-        route([{"method": ["HEAD"], "path_regexp": {"name": "blob", "pattern": BLOB_PATH}}], push),
-        route([{"path_regexp": {"name": "host", "pattern": HOST_NAME_PATH}}], push),
-        route([{"path": ["/v2", "/v2/", "/v2/_catalog"]}], push),
-        route(
-            [{"method": list(READ_METHODS), "path_regexp": {"name": "shadowed", "pattern": SHADOWED_READ_PATH}}],
-            push_first,
-        ),
-        route(None, push),
-    ]
+
+
+def _rewrite_strip(prefix):
+    """/v2/PREFIX/NAME/... -> /v2/NAME/... (the query kept)."""
+    return {"handler": "rewrite", "uri_substring": [{"find": prefix, "replace": "/v2/", "limit": 1}]}
+
+
+def _rewrite_into(path):
+    """/v2/NAME/... -> /v2/PATH/NAME/... (path_regexp "bare" holds NAME/...)."""
+    return {"handler": "rewrite", "uri": "/v2/%s/{http.regexp.bare.1}?{http.request.uri.query}" % path}
 
 
 def _not_found_routes():
@@ -193,15 +233,21 @@ def render_front_config(**kwargs):
     return json.dumps(front_config(**kwargs), indent=2, sort_keys=True) + "\n"
 
 
-def _check(port, push_port, push_dial, proxy_dial, username, password_hash, tokens, anonymous_pull, service):
+def _check(port, push_port, push_dial, namespaces, username, password_hash, tokens, anonymous_pull, service):
     for name, value in (("port", port), ("push_port", push_port)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
             raise ValueError("%s must be a TCP port number, not %r" % (name, value))
     if port == push_port:
         raise ValueError("port and push_port must differ (both are %d)" % port)
-    for name, value in (("push_dial", push_dial), ("proxy_dial", proxy_dial)):
+    if not namespaces or namespaces[0][0] != DOCKER_IO:
+        raise ValueError("namespaces must start with docker.io")
+    dials = [("push_dial", push_dial)] + [("%s's dial" % ns, dial) for ns, _, dial in namespaces if dial is not None]
+    for name, value in dials:
         if not isinstance(value, str) or not _DIAL.match(value):
             raise ValueError("%s must be a Caddy dial address (unix/@NAME or HOST:PORT), not %r" % (name, value))
+    for ns, path, _ in namespaces:
+        if not _NS_PATH.match(path) or path != ns.replace(":", "_"):
+            raise ValueError("namespace %r must be a registry host, with the path %r" % (ns, path))
     if not username or ":" in username:
         raise ValueError("username must be non-empty and hold no colon, not %r" % (username,))
     if not isinstance(password_hash, str) or not _BCRYPT.match(password_hash):

@@ -5,7 +5,8 @@
 The push registry keeps what the buildset pushed in root/data, or in the
 object store's root directory (where every earlier version of the role
 kept it, so an upgrade keeps every pushed image); the proxy caches the
-upstream apart, in root/cache or under a "proxy-cache" prefix beside it.
+upstream apart, in root/cache or under a "proxy-cache" prefix beside it;
+another namespace N's proxy in root/caches/N or under "proxy-cache-N".
 
 object_storage: {} for the filesystem under the root, or one registry 2.8
 storage driver ("s3" or "swift") and its parameters.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA
@@ -72,8 +74,9 @@ def driver_of(params):
     return next(iter(store), None)
 
 
-def storage_config(kind, params):
-    """The registry configuration's storage section (driver and options) for one registry."""
+def storage_config(kind, params, namespace=""):
+    """The registry configuration's storage section (driver and options) for
+    one registry; namespace: a proxy's other than docker.io's."""
     driver = driver_of(params)
     if driver is None:
         return {"filesystem": {"rootdirectory": CONTAINER_DATA}}
@@ -81,7 +84,7 @@ def storage_config(kind, params):
     if kind == "proxy":
         key = DRIVERS[driver]["prefix"]
         base = str(options.get(key) or "").rstrip("/")
-        options[key] = "%s/%s" % (base, PROXY_CACHE)
+        options[key] = "%s/%s%s" % (base, PROXY_CACHE, "-" + namespace if namespace else "")
     # Blobs through the registry, not a redirect to the store: clients
     # trust and reach the registry, not necessarily the store.
     return {driver: options, "redirect": {"disable": True}}
@@ -94,12 +97,15 @@ def store_endpoint(params):
     return options.get("regionendpoint") or options.get("authurl") or "%s bucket %s" % (driver, options.get("bucket"))
 
 
-def data_dir(kind, params, paths):
+def data_dir(kind, params, paths, namespace=""):
     """The host directory a registry's container mounts as its storage, or
-    None when its data is in an object store."""
+    None when its data is in an object store; namespace: a proxy's other
+    than docker.io's (root/caches/N)."""
     if driver_of(params) is not None:
         return None
-    return paths["cache_dir"] if kind == "proxy" else paths["data_dir"]
+    if kind != "proxy":
+        return paths["data_dir"]
+    return os.path.join(paths["caches_dir"], namespace) if namespace else paths["cache_dir"]
 
 
 def http_secret(params):

@@ -134,13 +134,14 @@ def validate(registry, namespaces):
     _check_mirrors(mirrors, endpoints)
     addresses = registry.get("addresses") or {}
     _check_addresses(addresses)
-    # What the registry serves, when its fact says; else the option.
+    # What the registry serves, when its fact says; else the option
+    # (checked either way: bad input is refused, wherever it is).
+    names = [ns.name for ns in parse(namespaces, registry=endpoints, served=False)]
     served = registry.get("namespaces")
     if served:
         if not isinstance(served, list):
             raise RegistryError("registry", "{registry}.namespaces: %r is not a list of namespaces", served)
-        namespaces = served
-    names = [ns.name for ns in parse(namespaces, registry=endpoints, served=False)]
+        names = [ns.name for ns in parse(served, registry=endpoints, served=False)]
     return Wanted(
         endpoints=endpoints,
         mirrors=list(mirrors),
