@@ -144,7 +144,7 @@ def _other_panic(text, kind, remote_url, cert_path):
 
 
 def _not_listening(text, kind, remote_url, cert_path):
-    if kind == "proxy" and "listening on" not in text.lower():
+    if kind.startswith("proxy") and "listening on" not in text.lower():
         return (
             "the proxy has not started listening: registry 2.8 first contacts its upstream %s, "
             "which does not answer; start the upstream or check {proxy_remote_url}" % remote_url
