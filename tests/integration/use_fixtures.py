@@ -1,7 +1,8 @@
 """Fixtures for the use entry point's integration tests: a registry of
 their own (separate storage, its own stand-in upstream), the machine's
 configuration snapshotted and put back after each test, and a guard that
-keeps every fallback to Docker Hub or quay.io on loopback. A plugin of
+keeps every fallback to Docker Hub, quay.io, gcr.io, registry.k8s.io or
+ghcr.io on loopback. A plugin of
 tests/integration (conftest.py's PLUGINS): tests take its fixtures
 by name and import its functions.
 
@@ -24,6 +25,8 @@ HOME = Path(os.path.expanduser("~"))
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 HOSTS = Path("/etc/hosts")
 STATE_FILE = Path("/var/lib/buildset-registry/use-state.json")
+BUILDKIT = Path("/etc/buildkit")
+BUILDKITD_TOML = BUILDKIT / "buildkitd.toml"
 NAMESPACES = ["docker.io", "quay.io"]
 # Names a client falls back to when no mirror has an image: kept on
 # loopback (port 443, where nothing listens), never sent to the resolver.
@@ -35,6 +38,11 @@ GUARDED = [
     "production.cloudflare.docker.com",
     "quay.io",
     "cdn.quay.io",
+    "gcr.io",
+    "registry.k8s.io",
+    "us-west1-docker.pkg.dev",
+    "ghcr.io",
+    "pkg-containers.githubusercontent.com",
 ]
 GUARD_LINE = b"127.0.0.1 %s  # use-test-guard\n" % " ".join(GUARDED).encode()
 # ctr in a namespace of these tests' own.
@@ -64,8 +72,10 @@ def watched_paths(facts_list, namespaces=NAMESPACES):
         HOME / ".config" / "containers",
         HOME / ".config" / "containers" / "auth.json",
         Path("/etc/containers/registries.conf.d/90-buildset-registry.conf"),
+        BUILDKIT,
+        BUILDKITD_TOML,
     ]
-    for family in ("docker", "containers", "containerd"):
+    for family in ("docker", "containers", "containerd", "buildkit"):
         certs_d = Path("/etc/%s/certs.d" % family)
         paths.append(certs_d)
         for facts in facts_list:
