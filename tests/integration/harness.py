@@ -218,9 +218,14 @@ class Registry:
 
     @property
     def containers(self):
+        """Its containers' names: the three, and any other namespace's
+        proxy (named after docker.io's) the engine holds."""
+        proxy = self.vars["buildset_registry_proxy_container"]
+        listed = engine_cli(self.engine, "ps", "-a", "--format", "{{.Names}}").stdout.split()
         return [
             self.vars["buildset_registry_push_container"],
-            self.vars["buildset_registry_proxy_container"],
+            proxy,
+            *sorted(name for name in listed if name.startswith(proxy + "-")),
             self.vars["buildset_registry_front_container"],
         ]
 
