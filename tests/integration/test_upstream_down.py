@@ -31,12 +31,13 @@ HEAL_WITHIN = 120
 
 
 @contextlib.contextmanager
-def silent_listener(lifetime=300):
-    """A TCP listener on loopback that accepts connections and never answers;
-    closed (with what it accepted) at the end, or after lifetime seconds."""
+def silent_listener(port=0, lifetime=300):
+    """A TCP listener on loopback's port (0: any) that accepts connections
+    and never answers; closed (with what it accepted) at the end, or after
+    lifetime seconds."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", 0))
+    server.bind(("127.0.0.1", port))
     server.listen(64)
     server.settimeout(0.5)
     held, stop = [], threading.Event()
@@ -211,6 +212,20 @@ def test_silent_upstream_role_succeeds_and_clients_get_an_error_in_time(registry
         assert status != 200 and elapsed < HUNG_ERROR_WITHIN, (status, elapsed)
         again, _ = registry.apply_ok(variables)
         assert role_changed(again) == [], again.output[-3000:]
+
+
+def test_upstream_silent_after_start_clients_get_an_error_in_time(
+    registry, private_upstream, tmp_path, record_property
+):
+    up = private_upstream(UPSTREAM_IMAGE)
+    _, facts = registry.apply_ok({"buildset_registry_proxy_remote_url": up["url"]})
+    c = Clients(facts, tmp_path)
+    assert docker("stop", up["name"]).returncode == 0
+    with silent_listener(up["port"]):
+        status, elapsed = timed_status(c, NEVER, HUNG_ERROR_WITHIN)
+        record_property("never_pushed_answer_seconds", round(elapsed, 2))
+        print(f"upstream silent after start: never-pushed name answered {status} in {elapsed:.2f} s")
+        assert status != 200 and elapsed < HUNG_ERROR_WITHIN, (status, elapsed)
 
 
 def test_tls_failing_upstream_role_succeeds_with_a_warning(registry, private_upstream, tmp_path):
