@@ -230,3 +230,12 @@ def test_remove_retries_podmans_state_improper_until_the_container_is_gone():
     client = Flaky()
     Engine(client, "unix://x").remove("c1")
     assert client.failures == 0 and client.removed == {"c1"}
+
+
+def test_a_failed_engine_read_is_a_registry_error_about_docker_host():
+    from ansible.module_utils.buildset_registry.common.errors import RegistryError
+    from ansible.module_utils.buildset_registry.registry.engine_reader import EngineReadError
+
+    error = EngineReadError("GET /_ping: 500 boom {x}")
+    assert isinstance(error, RegistryError) and error.option == "docker_host"
+    assert str(error) == "GET /_ping: 500 boom {x}"

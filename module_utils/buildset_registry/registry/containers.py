@@ -23,11 +23,11 @@ from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import storage, upstream
 from ansible.module_utils.buildset_registry.registry.endpoints import (
     SERVED_FILES,
+    base_names,
     container_names,
     data_dirs,
     endpoint_list,
     registry_endpoints,
-    served_namespaces,
 )
 from ansible.module_utils.buildset_registry.registry.engine import Engine
 from ansible.module_utils.buildset_registry.registry.htpasswd import parse_htpasswd, parse_stored_password
@@ -54,9 +54,8 @@ def validate(params):
             "{port} and {push_port} are both %d; the one endpoint and the push endpoint need two different ports",
             params["port"],
         )
-    if params["state"] == "present":
-        served_namespaces(params)  # RegistryError on a bad entry
-    names = container_names(params) if params["state"] == "present" else _base_names(params)
+    # With the namespaces' proxies: a RegistryError on a bad entry.
+    names = container_names(params) if params["state"] == "present" else base_names(params)
     for kind, name in names.items():
         if list(names.values()).count(name) > 1:
             raise RegistryError(
@@ -265,11 +264,6 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, wa
     outcome.data["ready_seconds"] = round(waited, 3)
     sockets = {p.name: p.endpoint.socket for p in plans}
     upstream.leave_waiters(engine, started, sockets, waiting | gave_up, outcome)
-
-
-def _base_names(params):
-    """The containers' names without the namespaces (state absent may come with bad ones)."""
-    return {kind: params["%s_container" % kind] for kind in ("push", "proxy", "front")}
 
 
 def checks(endpoint, tokens):

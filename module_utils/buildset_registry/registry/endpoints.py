@@ -93,6 +93,11 @@ def proxy_kind(namespace):
     return PROXY if namespace.name == DOCKER_IO else "%s-%s" % (PROXY, namespace.path)
 
 
+def base_names(params):
+    """The three containers' names, the namespaces' proxies left out."""
+    return {kind: params["%s_container" % kind] for kind in ("push", PROXY, "front")}
+
+
 def container_names(params):
     """kind -> container name of every container (the proxies' from the namespaces)."""
     names = {"push": params["push_container"]}

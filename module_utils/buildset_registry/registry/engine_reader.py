@@ -13,6 +13,7 @@ import socket
 from urllib.parse import urlencode
 
 from ansible.module_utils.buildset_registry.common import http10
+from ansible.module_utils.buildset_registry.common.errors import RegistryError
 
 API_TIMEOUT = 120
 
@@ -37,8 +38,12 @@ def root_cause(exc):
     return found.strerror
 
 
-class EngineReadError(Exception):
-    """A read of EngineReader failed: the engine answered an error, or not at all."""
+class EngineReadError(RegistryError):
+    """A read of EngineReader failed: the engine answered an error, or not
+    at all. About {docker_host}, like every error of the engine's."""
+
+    def __init__(self, message):
+        super().__init__("docker_host", "%s", message)
 
 
 class EngineReader:
