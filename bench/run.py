@@ -117,6 +117,9 @@ INSTANCES = {
     "bench_fs_": (16070, 16071),
     "bench_s3_": (16080, 16081),
     "bench_swift_": (16090, 16091),
+    "bench_ns5_": (16020, 16021),
+    "bench_ns1_": (16022, 16023),
+    "bench_nsp_": (16024, 16025),
 }
 STRAIGHT = {"name": "bench_straight", "port": 16002}
 NOLOGIN = {"name": "bench_nologin", "ports": (16003, 16004)}
@@ -131,7 +134,19 @@ BIG = "bench/big:1"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 WRK = ["-t2", "-c8", "--timeout", "10s"]
 NAMESPACES = ["docker.io"]  # the role's default buildset_registry_namespaces
-GROUPS = ("entry", "front", "apply", "store")
+GROUPS = ("entry", "front", "apply", "store", "namespaces")
+# The namespaces group: a stand-in upstream (a plain registry:2) on loopback
+# for each of the role's five default namespaces, docker.io's being UPSTREAM.
+NS_UPSTREAMS = {
+    "docker.io": UPSTREAM,
+    "quay.io": {"name": "bench_upstream_quay.io", "port": 16031},
+    "gcr.io": {"name": "bench_upstream_gcr.io", "port": 16032},
+    "registry.k8s.io": {"name": "bench_upstream_registry.k8s.io", "port": 16033},
+    "ghcr.io": {"name": "bench_upstream_ghcr.io", "port": 16034},
+}
+# The fan-out: FANOUT_CLIENTS skopeo pulls at once of one uncached image of
+# FANOUT_LAYERS x FANOUT_LAYER_MB through `port` (docker.io's proxy).
+FANOUT_CLIENTS, FANOUT_LAYERS, FANOUT_LAYER_MB = 10, 6, 15
 
 # key, label, unit, reference key, target: (">=" or "<=", limit) or None.
 ROWS = [
@@ -141,6 +156,7 @@ ROWS = [
     ("push_front", "Push of {mb} MB through `port`", "s", "push_straight", ("<=", 1.15)),
     ("index_front", "ctr push, 2-platform {index_mb} MB index, `port`", "s", "index_straight", ("<=", 1.15)),
     ("cold_three", "Cold apply, three containers (this role)", "s", "cold_two", ("<=", 1.3)),
+    ("cold_five", "Cold apply, five namespaces (a stand-in upstream each: 7 containers)", "s", "cold_one", ("<=", 1.3)),
     ("main_rerun", "Main entry point re-run (include_role, registry up, changed=0)", "s", "ping", ("<=", 1.2)),
     ("use_rerun", "`use` re-run (changed=0)", "s", "ping", ("<=", 1.2)),
     ("use_first", "`use` first run (files written, dockerd reloaded)", "s", "ping", ("<=", 1.5)),
@@ -160,6 +176,7 @@ REFERENCES = {
     "push_straight": "straight to a registry:2 on the same data, same cert",
     "index_straight": "ctr straight to a registry:2 on the same data, same cert",
     "cold_two": "the role at %s (two containers)" % BEFORE_FRONT,
+    "cold_one": "the same with docker.io alone (3 containers)",
     "ping": "one-`ping` playbook",
     "main_shell": "its shell",
     "use_shell": "its shell",
@@ -183,10 +200,18 @@ GROUP_OF = {
     "push_swift": "store",
     "pull_s3": "store",
     "pull_swift": "store",
+    "cold_five": "namespaces",
+    "proxy_rss": "namespaces",
+    "upstream_bytes": "namespaces",
+}
+# Rows without a reference, reported in tables of their own after the main one.
+REPORTS = {
+    "proxy_rss": "each namespace proxy's memory after a pull through it",
+    "upstream_bytes": "upstream bytes when %d clients pull one uncached image at once" % FANOUT_CLIENTS,
 }
 
 
-ALL_ROWS = {key for key, *_ in ROWS}
+ALL_ROWS = {key for key, *_ in ROWS} | set(REPORTS)
 
 
 class BenchError(Exception):
@@ -334,7 +359,8 @@ def role_default(name):
 
 def bench_ports():
     ports = [p for pair in INSTANCES.values() for p in pair]
-    ports += [STRAIGHT["port"], *NOLOGIN["ports"], UPSTREAM["port"], *range(STORE_PORT, STORE_PORT + 6)]
+    ports += [STRAIGHT["port"], *NOLOGIN["ports"], *range(STORE_PORT, STORE_PORT + 6)]
+    ports += [upstream["port"] for upstream in NS_UPSTREAMS.values()]
     return sorted(ports)
 
 
@@ -346,7 +372,9 @@ def listening(port):
 
 def preflight():
     run(["docker", "info"])
-    taken = [port for port in bench_ports() if port != UPSTREAM["port"] and listening(port)]
+    # A stand-in upstream left running by an interrupted run is kept (stand-in-upstream).
+    upstreams = [upstream["port"] for upstream in NS_UPSTREAMS.values()]
+    taken = [port for port in bench_ports() if port not in upstreams and listening(port)]
     if taken:
         raise BenchError("ports %s are taken; the benchmark needs them (16000-16099)" % taken)
     for tool in ("wrk", "skopeo", "openssl", "curl", "ctr"):
@@ -357,9 +385,9 @@ def preflight():
             raise BenchError("image %s is missing; run scripts/%s" % (image, script))
 
 
-def start_upstream(res):
-    res.container(UPSTREAM["name"])
-    run([os.path.join(ROLE_DIR, "scripts", "stand-in-upstream"), UPSTREAM["name"], str(UPSTREAM["port"])])
+def start_upstream(res, upstream=UPSTREAM):
+    res.container(upstream["name"])
+    run([os.path.join(ROLE_DIR, "scripts", "stand-in-upstream"), upstream["name"], str(upstream["port"])])
 
 
 def sha256(data):
@@ -480,7 +508,6 @@ class RoleInstance:
         self.root = os.path.join(self.dir, "root")
         self.port, self.push_port = INSTANCES[prefix]
         kinds = ("proxy", "push", "front") if front else ("proxy", "push")
-        self.names = [res.container(prefix + kind) for kind in kinds]
         self.vars = {
             "buildset_registry_root": self.root,
             "buildset_registry_host": "127.0.0.1",
@@ -490,6 +517,13 @@ class RoleInstance:
             **{"buildset_registry_%s_container" % kind: prefix + kind for kind in kinds},
             **(extra_vars or {}),
         }
+        # One proxy per namespace with a URL (the role's default: five),
+        # docker.io's under the plain name: every one of them is removed.
+        proxies = {ns: prefix + "proxy" + proxy_suffix(ns) for ns in cached_namespaces(self.vars)} if front else {}
+        self.proxies = proxies or {"docker.io": prefix + "proxy"}
+        self.names = [res.container(name) for name in [*self.proxies.values(), prefix + "push", prefix + "front"]]
+        if not front:
+            self.names.pop()
         varfile = os.path.join(self.dir, "vars.json")
         with open(varfile, "w") as f:
             json.dump(self.vars, f)
@@ -522,6 +556,22 @@ class RoleInstance:
     def remove(self):
         self.res.remove_containers(*self.names)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def proxy_suffix(namespace):
+    """What the role adds to buildset_registry_proxy_container for a
+    namespace's proxy: nothing for docker.io, "-" and the host otherwise."""
+    return "" if namespace == "docker.io" else "-" + namespace.replace(":", "_")
+
+
+def cached_namespaces(variables):
+    """The namespaces with an upstream URL in variables (or the role's
+    default), docker.io first: it always has one here, the bench setting
+    buildset_registry_proxy_remote_url."""
+    value = variables.get("buildset_registry_namespaces", role_default("buildset_registry_namespaces"))
+    names = [item[0] if isinstance(item, list) else item["name"] for item in value
+             if not isinstance(item, str) and (item[1] if isinstance(item, list) else item.get("url"))]  # fmt: skip
+    return list(dict.fromkeys(["docker.io", *names]))
 
 
 def wait_for(url, want, *curl_args):
@@ -768,6 +818,159 @@ def measure_cold(res, args, samples, tasks):
             instance.remove()
 
 
+# --- namespaces: cold apply with five, proxy memory, upstream bytes of a fan-out ------------------
+
+
+def namespace_pairs(names):
+    """buildset_registry_namespaces for names: [host, url] of each one's stand-in upstream."""
+    return [[name, "http://127.0.0.1:%d" % NS_UPSTREAMS[name]["port"]] for name in names]
+
+
+def container_pid(name):
+    return int(run(["docker", "inspect", "-f", "{{.State.Pid}}", name]).stdout.strip())
+
+
+def memory(name):
+    """(VmRSS, VmHWM) in MiB of a container's first process (the registry: its image has no shell)."""
+    with open("/proc/%d/status" % container_pid(name)) as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return tuple(int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
+
+
+def image_bytes(path):
+    """Bytes of an image in skopeo's dir: layout: its blobs and its manifest."""
+    return sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path) if n != "version")
+
+
+def upstream_reads(name, repo):
+    """[(method, kind, digest or tag, status, bytes)] of every read of repo in
+    container name's access log (distribution's combined log lines)."""
+    logs = run(["docker", "logs", name], check=False)
+    line = re.compile(r'"(GET|HEAD) /v2/%s/(blobs|manifests)/([^ ?"]+)\S* HTTP/[\d.]+" (\d{3}) (\d+)' % re.escape(repo))
+    return [(m[0], m[1], m[2], int(m[3]), int(m[4])) for m in line.findall(logs.stdout + logs.stderr)]
+
+
+def measure_namespace_rss(res, instance, extra):
+    """Pull a new image through each namespace's proxy (the same image,
+    pushed to every stand-in); the proxies' memory before and after."""
+    source = make_image(os.path.join(res.tempdir("rss"), "image"))
+    ref = "bench/rss-%d:1" % os.getpid()
+    for name in instance.proxies:
+        upstream = "127.0.0.1:%d" % NS_UPSTREAMS[name]["port"]
+        skopeo_copy("dir:" + source, "docker://%s/%s" % (upstream, ref), dest_args=["--dest-tls-verify=false"])
+    endpoint, login, cert_dir = "127.0.0.1:%d" % instance.port, instance.login(), instance.cert_dir()
+    rows = []
+    for name, container in instance.proxies.items():
+        idle = memory(container)
+        seconds = skopeo_pull(res, endpoint, ref if name == "docker.io" else "%s/%s" % (name, ref), login, cert_dir)
+        after = memory(container)
+        rows.append((name, container, idle, after, seconds))
+    shutil.rmtree(os.path.dirname(source))
+    extra += [
+        "",
+        "Each namespace proxy's memory (the registry process's VmRSS, and VmHWM its peak, /proc/PID/status), "
+        "before and after a pull through `port` of a new %d MB image (%d layers, skopeo to dir:) that only its "
+        "stand-in upstream has:" % (LAYERS * LAYER_MB, LAYERS),
+        "",
+        "| namespace | container | RSS before | RSS after the pull | peak RSS | pull |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    extra += ["| %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.2f s |" % (name, container, idle[0], after[0], after[1],
+                                                                        seconds)
+              for name, container, idle, after, seconds in rows]  # fmt: skip
+
+
+def fanout_round(res, instance, i):
+    """FANOUT_CLIENTS skopeo pulls at once through `port` of a new image that
+    only docker.io's stand-in has: (upstream bytes / image bytes, seconds,
+    per-blob GET counts upstream)."""
+    source = make_image(os.path.join(res.tempdir("fanout"), "image"), FANOUT_LAYERS, FANOUT_LAYER_MB)
+    repo = "bench/fanout-%d-%d" % (os.getpid(), i)
+    skopeo_copy("dir:" + source, "docker://%s/%s:1" % ("127.0.0.1:%d" % UPSTREAM["port"], repo),
+                dest_args=["--dest-tls-verify=false"])  # fmt: skip
+    size = image_bytes(source)
+    shutil.rmtree(os.path.dirname(source))
+    # Whatever the push itself read back (nothing, with skopeo 1.9).
+    before = sum(read[4] for read in upstream_reads(UPSTREAM["name"], repo) if read[0] == "GET")
+    work = res.tempdir("fanout_pulls")
+    args = ["--src-creds", instance.login(), "--src-cert-dir", instance.cert_dir()]
+    cmds = [["skopeo", "--insecure-policy", "copy", "--quiet", *args, "docker://127.0.0.1:%d/%s:1" % (instance.port,
+             repo), "dir:" + os.path.join(work, str(n))] for n in range(FANOUT_CLIENTS)]  # fmt: skip
+    start = time.monotonic()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for cmd in cmds]
+    try:
+        outs = [proc.communicate(timeout=300)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    seconds = time.monotonic() - start
+    for n, (proc, out) in enumerate(zip(procs, outs)):
+        got = image_bytes(os.path.join(work, str(n))) if proc.returncode == 0 else 0
+        if proc.returncode != 0 or got < size:
+            raise BenchError("fan-out client %d of %s: exit %d, %d of %d bytes:\n%s" % (n, repo, proc.returncode,
+                                                                                        got, size, out))  # fmt: skip
+    shutil.rmtree(work)
+    time.sleep(1)  # the stand-in logs a read when it has written it
+    reads = upstream_reads(UPSTREAM["name"], repo)
+    fetched = sum(read[4] for read in reads if read[0] == "GET") - before
+    blobs = {}
+    for method, kind, ref, status, _written in reads:
+        if method == "GET" and kind == "blobs" and status == 200:
+            blobs[ref] = blobs.get(ref, 0) + 1
+    return fetched / size, seconds, size, sorted(blobs.values())
+
+
+def measure_namespaces(res, args, samples, extra):
+    wanted = set(args.rows)
+    log("namespaces: rows %s" % ", ".join(key for key in sorted(wanted) if GROUP_OF.get(key) == "namespaces"))
+    for upstream in NS_UPSTREAMS.values():
+        if upstream is not UPSTREAM:
+            start_upstream(res, upstream)
+    five, one = namespace_pairs(NS_UPSTREAMS), namespace_pairs(["docker.io"])
+    if "cold_five" in wanted:
+        for i in range(args.slow_rounds):
+            log("namespaces round %d/%d: cold apply with five namespaces and with docker.io alone" %
+                (i + 1, args.slow_rounds))  # fmt: skip
+            for key in rotated(["cold_five", "cold_one"], i):
+                prefix, pairs = ("bench_ns5_", five) if key == "cold_five" else ("bench_ns1_", one)
+                instance = RoleInstance(res, prefix, {"buildset_registry_namespaces": pairs})
+                instance.playbook.changed = 1
+                samples[key].append(instance.apply("cold apply (%s)" % key)[0])
+                instance.remove()
+    if not wanted & {"proxy_rss", "upstream_bytes"}:
+        return
+    instance = RoleInstance(res, "bench_nsp_", {"buildset_registry_namespaces": five})
+    instance.apply()
+    if "proxy_rss" in wanted:
+        log("namespaces: a pull through each proxy, and its memory")
+        measure_namespace_rss(res, instance, extra)
+    if "upstream_bytes" in wanted:
+        rounds = []
+        for i in range(args.fanout_rounds):
+            log("namespaces: fan-out round %d/%d, %d clients" % (i + 1, args.fanout_rounds, FANOUT_CLIENTS))
+            rounds.append(fanout_round(res, instance, i))
+        samples["upstream_bytes"] = [multiple for multiple, *_ in rounds]
+        mb = FANOUT_LAYERS * FANOUT_LAYER_MB
+        extra += [
+            "",
+            "Upstream bytes when %d clients (skopeo copy to dir:, with the login) pull one uncached %d MB image "
+            "(%d layers, a new one each round) at once through `port` from docker.io's proxy: the bytes of every "
+            "GET of its manifest and blobs in the stand-in upstream's access log, as a multiple of the image's "
+            "bytes (its blobs and manifest); median %.2fx over %d rounds:"
+            % (FANOUT_CLIENTS, mb, FANOUT_LAYERS, statistics.median(samples["upstream_bytes"]), len(rounds)),
+            "",
+            "| round | image | upstream bytes | multiple | GETs of each blob upstream | %d pulls took |"
+            % FANOUT_CLIENTS,
+            "| ---: | ---: | ---: | ---: | --- | ---: |",
+        ]  # fmt: skip
+        extra += ["| %d | %.1f MB | %.1f MB | %.2fx | %s | %.1f s |" % (i + 1, size / 1e6, multiple * size / 1e6,
+                                                                     multiple, ", ".join(map(str, counts)), seconds)
+                  for i, (multiple, seconds, size, counts) in enumerate(rounds)]  # fmt: skip
+    instance.remove()
+
+
 # --- the entry points against the floor ----------------------------------------------------
 
 
@@ -951,7 +1154,7 @@ def add_tasks(tasks, run_label, durations):
         table.setdefault(name, []).append(seconds)
 
 
-def render(facts, samples, tasks, args, command, started, load, notes):
+def render(facts, samples, tasks, args, command, started, load, notes, extra=()):
     med = {k: statistics.median(v) for k, v in samples.items() if v}
     mb = LAYERS * LAYER_MB
     index_mb = len(INDEX_PLATFORMS) * INDEX_LAYER_MB
@@ -964,14 +1167,15 @@ def render(facts, samples, tasks, args, command, started, load, notes):
         "%(caddy)s, %(ansible)s, Python %(python)s." % facts,
         "- Load average (1 min) at start %s, at end %s; the engine is shared, other people's tests may run." % load,
         "- Rounds: %d alternated (the order rotates each round) for the entry rows, %d for the front rows, %d for "
-        "the cold applies and the object storage rows; wrk %s -d%ds, TLS with keep-alive; image: %d layers x %d MB of "
-        "random data, skopeo to/from dir:, a new image for every push; index: %d platforms x %d MB and an "
-        "attestation, ctr %s, a new index for every push."
-        % (args.entry_rounds, args.rounds, args.slow_rounds, " ".join(WRK), args.duration, LAYERS, LAYER_MB,
-           len(INDEX_PLATFORMS), INDEX_LAYER_MB, facts["ctr"]),
+        "the cold applies (with namespaces too) and the object storage rows, %d for the fan-out; wrk %s -d%ds, TLS "
+        "with keep-alive; image: %d layers x %d MB of random data, skopeo to/from dir:, a new image for every push; "
+        "index: %d platforms x %d MB and an attestation, ctr %s, a new index for every push."
+        % (args.entry_rounds, args.rounds, args.slow_rounds, args.fanout_rounds, " ".join(WRK), args.duration, LAYERS,
+           LAYER_MB, len(INDEX_PLATFORMS), INDEX_LAYER_MB, facts["ctr"]),
     ]  # fmt: skip
     if set(args.rows) != ALL_ROWS:
-        out.append("- Rows: %s only." % ", ".join(k for k in dict.fromkeys(k for k, *_ in ROWS) if k in args.rows))
+        keys = dict.fromkeys([*(k for k, *_ in ROWS), *REPORTS])
+        out.append("- Rows: %s only." % ", ".join(k for k in keys if k in args.rows))
     out += ["- Note: %s." % note for note in notes]
     out += [
         "",
@@ -1002,9 +1206,10 @@ def render(facts, samples, tasks, args, command, started, load, notes):
             % (label, fmt(med[key], unit), unit, REFERENCES[ref], fmt(med[ref], unit), unit,
                ratio, paired, target_text, result, ", ".join("%.2f" % r for r in rounds))
         )  # fmt: skip
+    out += list(extra)
     out += ["", "Samples (seconds, or req/s), in round order:", ""]
     for key in sorted(samples):
-        if samples[key]:
+        if samples[key] and key not in REPORTS:
             unit = "req/s" if key.startswith("rate") else "s"
             out.append("- %s: %s" % (key, ", ".join(fmt(v, unit) for v in samples[key])))
     if tasks:
@@ -1034,6 +1239,8 @@ def parse_args(argv):
     # machine, as much as the differences measured: more rounds.
     parser.add_argument("--entry-rounds", type=int, default=11, help="alternated rounds of the entry rows (11)")
     parser.add_argument("--slow-rounds", type=int, default=5, help="rounds of the cold applies and object storage (5)")
+    parser.add_argument("--fanout-rounds", type=int, default=3, help="rounds of the %d-client fan-out (3)" %
+                        FANOUT_CLIENTS)  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="one round, 2 s of wrk: a smoke test, not a result")
     parser.add_argument("--only", default=",".join(GROUPS), help="groups to run, of %s (all)" % ", ".join(GROUPS))
     parser.add_argument("--rows", default="", help="rows to measure and show, by key (%s); all by default. The "
@@ -1041,11 +1248,11 @@ def parse_args(argv):
                         ", ".join(sorted(ALL_ROWS)))  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds = args.entry_rounds = args.slow_rounds = 1
+        args.rounds = args.entry_rounds = args.slow_rounds = args.fanout_rounds = 1
     args.duration = 2 if args.quick else 5
     args.groups = [g for g in args.only.split(",") if g]
-    if min(args.rounds, args.entry_rounds, args.slow_rounds) < 1:
-        parser.error("--rounds, --entry-rounds and --slow-rounds must be at least 1")
+    if min(args.rounds, args.entry_rounds, args.slow_rounds, args.fanout_rounds) < 1:
+        parser.error("--rounds, --entry-rounds, --slow-rounds and --fanout-rounds must be at least 1")
     if set(args.groups) - set(GROUPS):
         parser.error("--only takes %s" % ", ".join(GROUPS))
     args.rows = [key for key in args.rows.split(",") if key] or sorted(ALL_ROWS)
@@ -1066,7 +1273,7 @@ def main(argv=None):
     res = Resources()
     started = datetime.datetime.now(datetime.timezone.utc)
     load = [load_average()]
-    notes, failed = [], None
+    notes, extra, failed = [], [], None
     samples = {key: [] for key in set(GROUP_OF) | set(REFERENCES)}
     tasks = {}
     try:
@@ -1084,6 +1291,8 @@ def main(argv=None):
             measure_cold(res, args, samples, tasks)
         if "store" in args.groups:
             measure_object_storage(res, args, samples)
+        if "namespaces" in args.groups:
+            measure_namespaces(res, args, samples, extra)
         # Last: it waits while another person's `use` tests run.
         if "entry" in args.groups:
             measure_entry(res, role, args, samples, tasks, notes)
@@ -1101,7 +1310,7 @@ def main(argv=None):
         print("BENCHMARK FAILED to put the machine back: %s" % "; ".join(problems), file=sys.stderr)
         return 1
     load.append(load_average())
-    report = render(facts, samples, tasks, args, command, started, tuple(load), notes)
+    report = render(facts, samples, tasks, args, command, started, tuple(load), notes, extra)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         f.write(report)
