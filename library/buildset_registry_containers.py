@@ -80,7 +80,10 @@ options:
     type: str
     default: ""
   anonymous_pull:
-    description: What clients read without the login (a read-only token). false, what the buildset pushed; true, everything, the upstreams' caches included. Pushes always need the login.
+    description:
+      - What clients read without the login (a read-only token). false, what the
+        buildset pushed; true, everything, the upstreams' caches included.
+      - Pushes always need the login.
     type: bool
     default: false
   proxy_remote_url:
@@ -112,7 +115,9 @@ options:
       - [registry.k8s.io, "https://registry.k8s.io"]
       - [ghcr.io, "https://ghcr.io"]
   proxy_container:
-    description: Name of docker.io's proxy registry's container; another namespace N's is C(<this>-N) (a port's colon as C(_)).
+    description:
+      - Name of docker.io's proxy registry's container; another namespace N's
+        is C(<this>-N) (a port's colon as C(_)).
     type: str
     default: buildset_proxy
   push_container:
