@@ -880,12 +880,11 @@ def measure_namespace_rss(res, instance, extra):
               for name, container, idle, after, seconds in rows]  # fmt: skip
 
 
-def fanout_round(res, instance, i):
-    """FANOUT_CLIENTS skopeo pulls at once through `port` of a new image that
-    only docker.io's stand-in has: (upstream bytes / image bytes, seconds,
-    per-blob GET counts upstream)."""
+def fanout(res, instance, repo, clients):
+    """clients skopeo pulls at once through `port` of a new image that only
+    docker.io's stand-in has, at repo: (upstream bytes / image bytes,
+    seconds, image bytes, per-blob GET counts upstream)."""
     source = make_image(os.path.join(res.tempdir("fanout"), "image"), FANOUT_LAYERS, FANOUT_LAYER_MB)
-    repo = "bench/fanout-%d-%d" % (os.getpid(), i)
     skopeo_copy("dir:" + source, "docker://%s/%s:1" % ("127.0.0.1:%d" % UPSTREAM["port"], repo),
                 dest_args=["--dest-tls-verify=false"])  # fmt: skip
     size = image_bytes(source)
@@ -895,7 +894,7 @@ def fanout_round(res, instance, i):
     work = res.tempdir("fanout_pulls")
     args = ["--src-creds", instance.login(), "--src-cert-dir", instance.cert_dir()]
     cmds = [["skopeo", "--insecure-policy", "copy", "--quiet", *args, "docker://127.0.0.1:%d/%s:1" % (instance.port,
-             repo), "dir:" + os.path.join(work, str(n))] for n in range(FANOUT_CLIENTS)]  # fmt: skip
+             repo), "dir:" + os.path.join(work, str(n))] for n in range(clients)]  # fmt: skip
     start = time.monotonic()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for cmd in cmds]
     try:
@@ -906,23 +905,32 @@ def fanout_round(res, instance, i):
                 proc.kill()
                 proc.wait()
     seconds = time.monotonic() - start
+    failed = []
     for n, (proc, out) in enumerate(zip(procs, outs)):
         got = image_bytes(os.path.join(work, str(n))) if proc.returncode == 0 else 0
         if proc.returncode != 0 or got < size:
-            raise BenchError("fan-out client %d of %s: exit %d, %d of %d bytes:\n%s" % (n, repo, proc.returncode,
-                                                                                        got, size, out))  # fmt: skip
+            failed.append("client %d: exit %d, %d of %d bytes: %s" % (n, proc.returncode, got, size, out.strip()))
     shutil.rmtree(work)
     time.sleep(1)  # the stand-in logs a read when it has written it
+    if failed:
+        # What the front's docker.io proxy and the stand-in said of the digests the clients missed.
+        digests = set(re.findall(r"sha256:[0-9a-f]{64}", " ".join(failed)))
+        for container in (instance.proxies["docker.io"], UPSTREAM["name"]):
+            logs = run(["docker", "logs", container], check=False)
+            lines = [line for line in (logs.stdout + logs.stderr).splitlines()
+                     if repo in line and any(d in line for d in digests)]  # fmt: skip
+            failed.append("%s's log lines of %s and %s:\n  %s" % (container, repo, ", ".join(sorted(digests)),
+                                                                   "\n  ".join(lines)))  # fmt: skip
     reads = upstream_reads(UPSTREAM["name"], repo)
     fetched = sum(read[4] for read in reads if read[0] == "GET") - before
     blobs = {}
     for method, kind, ref, status, _written in reads:
         if method == "GET" and kind == "blobs" and status == 200:
             blobs[ref] = blobs.get(ref, 0) + 1
-    return fetched / size, seconds, size, sorted(blobs.values())
+    return fetched / size, seconds, size, sorted(blobs.values()), failed
 
 
-def measure_namespaces(res, args, samples, extra):
+def measure_namespaces(res, args, samples, extra, notes):
     wanted = set(args.rows)
     log("namespaces: rows %s" % ", ".join(key for key in sorted(wanted) if GROUP_OF.get(key) == "namespaces"))
     for upstream in NS_UPSTREAMS.values():
@@ -947,27 +955,41 @@ def measure_namespaces(res, args, samples, extra):
         log("namespaces: a pull through each proxy, and its memory")
         measure_namespace_rss(res, instance, extra)
     if "upstream_bytes" in wanted:
+        # One client alone, alternated with the fan-out: what a single pull fetches.
         rounds = []
         for i in range(args.fanout_rounds):
-            log("namespaces: fan-out round %d/%d, %d clients" % (i + 1, args.fanout_rounds, FANOUT_CLIENTS))
-            rounds.append(fanout_round(res, instance, i))
-        samples["upstream_bytes"] = [multiple for multiple, *_ in rounds]
+            log("namespaces: fan-out round %d/%d, %d clients and 1" % (i + 1, args.fanout_rounds, FANOUT_CLIENTS))
+            for clients in rotated([FANOUT_CLIENTS, 1], i):
+                repo = "bench/fanout-%d-%d-%d" % (os.getpid(), i, clients)
+                rounds.append((i, clients, *fanout(res, instance, repo, clients)))
+        rounds.sort(key=lambda r: (r[0], -r[1]))
+        samples["upstream_bytes"] = [multiple for _, clients, multiple, *_ in rounds if clients == FANOUT_CLIENTS]
+        alone = statistics.median(multiple for _, clients, multiple, *_ in rounds if clients == 1)
         mb = FANOUT_LAYERS * FANOUT_LAYER_MB
         extra += [
             "",
             "Upstream bytes when %d clients (skopeo copy to dir:, with the login) pull one uncached %d MB image "
             "(%d layers, a new one each round) at once through `port` from docker.io's proxy: the bytes of every "
             "GET of its manifest and blobs in the stand-in upstream's access log, as a multiple of the image's "
-            "bytes (its blobs and manifest); median %.2fx over %d rounds:"
-            % (FANOUT_CLIENTS, mb, FANOUT_LAYERS, statistics.median(samples["upstream_bytes"]), len(rounds)),
+            "bytes (its blobs and manifest): median %.2fx over %d rounds; one client alone (a new image too, "
+            "alternated): median %.2fx:"
+            % (FANOUT_CLIENTS, mb, FANOUT_LAYERS, statistics.median(samples["upstream_bytes"]), args.fanout_rounds,
+               alone),
             "",
-            "| round | image | upstream bytes | multiple | GETs of each blob upstream | %d pulls took |"
-            % FANOUT_CLIENTS,
-            "| ---: | ---: | ---: | ---: | --- | ---: |",
+            "| round | clients | image | upstream bytes | multiple | GETs of each blob upstream | the pulls took "
+            "| clients that failed |",
+            "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
         ]  # fmt: skip
-        extra += ["| %d | %.1f MB | %.1f MB | %.2fx | %s | %.1f s |" % (i + 1, size / 1e6, multiple * size / 1e6,
-                                                                     multiple, ", ".join(map(str, counts)), seconds)
-                  for i, (multiple, seconds, size, counts) in enumerate(rounds)]  # fmt: skip
+        extra += ["| %d | %d | %.1f MB | %.1f MB | %.2fx | %s | %.1f s | %s |" % (i + 1, clients, size / 1e6,
+                  multiple * size / 1e6, multiple, ", ".join(map(str, counts)), seconds,
+                  sum(1 for f in failed if f.startswith("client ")) or "none")
+                  for i, clients, multiple, seconds, size, counts, failed in rounds]  # fmt: skip
+        for i, clients, *_, failed in rounds:
+            if failed:
+                # The role misbehaved: say so, with what the clients got, and fail the run.
+                log("FAN-OUT round %d, %d clients: %s" % (i + 1, clients, "\n".join(failed)))
+                notes.append("fan-out round %d (%d clients): %d client(s) failed; the log shows what they got" %
+                             (i + 1, clients, sum(1 for f in failed if f.startswith("client "))))  # fmt: skip
     instance.remove()
 
 
@@ -1292,7 +1314,7 @@ def main(argv=None):
         if "store" in args.groups:
             measure_object_storage(res, args, samples)
         if "namespaces" in args.groups:
-            measure_namespaces(res, args, samples, extra)
+            measure_namespaces(res, args, samples, extra, notes)
         # Last: it waits while another person's `use` tests run.
         if "entry" in args.groups:
             measure_entry(res, role, args, samples, tasks, notes)
