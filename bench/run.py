@@ -133,7 +133,7 @@ CTR_NAMESPACE = "bench_index"
 BIG = "bench/big:1"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 WRK = ["-t2", "-c8", "--timeout", "10s"]
-NAMESPACES = ["docker.io"]  # the role's default buildset_registry_namespaces
+NAMESPACES = ["docker.io"]  # what every instance serves unless a row says otherwise
 GROUPS = ("entry", "front", "apply", "store", "namespaces")
 # The namespaces group: a stand-in upstream (a plain registry:2) on loopback
 # for each of the role's five default namespaces, docker.io's being UPSTREAM.
@@ -514,11 +514,15 @@ class RoleInstance:
             "buildset_registry_port": self.port,
             "buildset_registry_push_port": self.push_port,
             "buildset_registry_proxy_remote_url": UPSTREAM_URL,
+            # docker.io alone (cached from the stand-in) unless a row says
+            # otherwise: the default's public names are not to be looked up
+            # from here (no internet; its resolver is off limits).
+            "buildset_registry_namespaces": NAMESPACES,
             **{"buildset_registry_%s_container" % kind: prefix + kind for kind in kinds},
             **(extra_vars or {}),
         }
-        # One proxy per namespace with a URL (the role's default: five),
-        # docker.io's under the plain name: every one of them is removed.
+        # One proxy per namespace with a URL, docker.io's under the plain
+        # name: every one of them is removed.
         proxies = {ns: prefix + "proxy" + proxy_suffix(ns) for ns in cached_namespaces(self.vars)} if front else {}
         self.proxies = proxies or {"docker.io": prefix + "proxy"}
         self.names = [res.container(name) for name in [*self.proxies.values(), prefix + "push", prefix + "front"]]
