@@ -182,6 +182,7 @@ def test_check_mode_plans_without_acting_or_writing(tmp_path):
 
 def test_apply_removes_a_recreated_container_before_creating_and_restarts_a_kept_one(tmp_path):
     from ansible.module_utils.buildset_registry.common.layout import layout
+    from ansible.module_utils.buildset_registry.registry.act import act
     from ansible.module_utils.buildset_registry.registry.endpoints import endpoint_list
     from ansible.module_utils.buildset_registry.registry.login import derive_tokens
     from ansible.module_utils.buildset_registry.registry.plan import plan_endpoints
@@ -199,14 +200,18 @@ def test_apply_removes_a_recreated_container_before_creating_and_restarts_a_kept
     on_disk = {item.endpoint.config_path: item.endpoint.config for item in first.values()}
     plans = plan_endpoints(endpoints, images, found, {}, {}, on_disk)
     client = FakeClient()
-    started = containers._apply(Engine(client, "unix://x"), plans, tokens)
-    assert client.calls == [
-        ("remove", "c1"),
-        ("restart", "c2"),
+    started = act(Engine(client, "unix://x"), plans, lambda endpoint: containers.checks(endpoint, tokens))
+    # The registries together (in either order; one create is followed by
+    # its start), the front last.
+    assert client.calls[0] == ("remove", "c1") and client.calls[-1] == ("restart", "c3")
+    assert sorted(client.calls[1:4]) == [
         ("create_container", "buildset_proxy"),
+        ("restart", "c2"),
         ("start", "new-buildset_proxy"),
-        ("restart", "c3"),
     ]
+    assert client.calls.index(("create_container", "buildset_proxy")) < client.calls.index(
+        ("start", "new-buildset_proxy")
+    )
     assert [(s.kind, s.id, s.restarts) for s in started] == [
         ("push", "c2", None),
         ("proxy", "new-buildset_proxy", 0),

@@ -289,8 +289,19 @@ def test_what_the_proxy_fails_with_is_a_404_with_distributions_error():
     proxies = [h for h in reverse_proxies(endpoint["routes"]) if h["upstreams"][0]["dial"] != PUSH]
     assert {h["upstreams"][0]["dial"] for h in proxies} == {PROXY, QUAY, K8S}
     for proxy in proxies:
-        (failure,) = proxy["handle_response"]
-        assert failure["match"] == {"status_code": [401, 403, 429, 5]}
+        if len(proxy["handle_response"]) == 1:  # the blob's second try
+            (failure,) = proxy["handle_response"]
+            assert failure["match"] == {"status_code": [401, 403, 429, 5]}
+            continue
+        server_error, failure = proxy["handle_response"]
+        assert failure["match"] == {"status_code": [401, 403, 429]}
+        # A 5xx: a blob is asked once more, anything else is a 404.
+        assert server_error["match"] == {"status_code": [5]}
+        again, rest = server_error["routes"]
+        assert again["match"] == [{"path_regexp": {"name": "again", "pattern": front.BLOB_PATH}}]
+        (retry,) = again["handle"]
+        assert retry["upstreams"] == proxy["upstreams"] and "match" not in rest
+        assert retry["handle_response"][0]["match"] == {"status_code": [401, 403, 429, 5]}
     # Dial errors and time-outs are errors: the error routes answer for the proxy only.
     (errors,) = endpoint["errors"]["routes"]
     assert errors["match"] == [{"vars": {"buildset_fallback": ["proxy"]}}]

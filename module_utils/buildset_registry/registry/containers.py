@@ -21,6 +21,7 @@ from ansible.module_utils.buildset_registry.common.errors import Outcome, Regist
 from ansible.module_utils.buildset_registry.common.layout import ensure_dirs, layout, read_optional, write_file
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import storage, upstream
+from ansible.module_utils.buildset_registry.registry.act import act
 from ansible.module_utils.buildset_registry.registry.endpoints import (
     SERVED_FILES,
     base_names,
@@ -33,7 +34,7 @@ from ansible.module_utils.buildset_registry.registry.engine import Engine
 from ansible.module_utils.buildset_registry.registry.htpasswd import parse_htpasswd, parse_stored_password
 from ansible.module_utils.buildset_registry.registry.login import derive_tokens
 from ansible.module_utils.buildset_registry.registry.plan import plan_endpoints, ports_to_check
-from ansible.module_utils.buildset_registry.registry.ready import Check, Started, port_free, request, wait_ready
+from ansible.module_utils.buildset_registry.registry.ready import Check, port_free, request, wait_ready
 from ansible.module_utils.buildset_registry.registry.served import parse_served_state, render_served_state
 
 PRIVATE = 0o600
@@ -228,7 +229,7 @@ def _act_and_wait(engine, params, paths, plans, tokens, served_text, outcome, wa
     # Made here, not by the engine: Podman refuses a missing bind source,
     # and Docker would make it root-owned 0755.
     ensure_dirs(data_dirs(params, paths))
-    started = _apply(engine, plans, tokens)
+    started = act(engine, plans, lambda endpoint: checks(endpoint, tokens))
     for item in started:
         outcome.data["containers"][item.kind]["id"] = item.id
     digests = {p.name: p.served_digest for p in plans}
@@ -308,31 +309,6 @@ def check_store(params, outcome):
 
 def _text(data):
     return None if data is None else data.decode("utf-8", "replace")
-
-
-def _apply(engine, plans, tokens):
-    """Write the configuration files and act on the engine; return what to wait for."""
-    for item in plans:
-        if item.stale_config:
-            write_file(item.endpoint.config_path, item.endpoint.config, PRIVATE)
-    # Remove first: a recreated container may free another one's port.
-    for item in plans:
-        if item.action == "recreated":
-            engine.remove(item.existing["id"])
-    started = []
-    for item in plans:
-        wanted = checks(item.endpoint, tokens)
-        if item.action in ("created", "recreated"):
-            cid = engine.run(item.spec, item.name, item.endpoint.image, item.hash, item.endpoint.image_option)
-            started.append(Started(item.kind, item.name, cid, wanted, 0))
-            continue
-        cid = item.existing["id"]
-        if item.action == "started":
-            engine.start(cid)
-        elif item.action == "restarted":
-            engine.restart(cid)
-        started.append(Started(item.kind, item.name, cid, wanted, None))
-    return started
 
 
 def run(params, check_mode=False, outcome=None):

@@ -187,10 +187,22 @@ def _push_first(push_dial, proxy_dial, strip=None):
     proxy at proxy_dial (the path's strip prefix taken off), whose own
     failures become 404s (and its dial errors and time-outs too, through
     the server's error routes, which _FALLBACK_VAR selects)."""
+    once = _proxy_or_404(proxy_dial)
+    # registry 2.8's proxy now and then answers 500 for a blob another
+    # client is fetching at the same time, and 200 a moment later: a blob
+    # is asked once more before the client gets a 404.
     proxy = dict(
-        _proxy(proxy_dial),
-        transport={"protocol": "http", "response_header_timeout": PROXY_HEADER_TIMEOUT},
-        handle_response=[{"match": {"status_code": list(PROXY_FAILURES)}, "routes": _not_found_routes()}],
+        once,
+        handle_response=[
+            {
+                "match": {"status_code": [5]},
+                "routes": [
+                    route([{"path_regexp": {"name": "again", "pattern": BLOB_PATH}}], _proxy_or_404(proxy_dial)),
+                    route(None, *_not_found_handlers()),
+                ],
+            },
+            {"match": {"status_code": [code for code in PROXY_FAILURES if code != 5]}, "routes": _not_found_routes()},
+        ],
     )
     fallback = [{"handler": "vars", _FALLBACK_VAR: "proxy"}]
     if strip:
@@ -198,6 +210,15 @@ def _push_first(push_dial, proxy_dial, strip=None):
     return dict(
         _proxy(push_dial, Accept=[", ".join(MANIFEST_TYPES)]),
         handle_response=[{"match": {"status_code": [404]}, "routes": [{"handle": fallback + [proxy]}]}],
+    )
+
+
+def _proxy_or_404(dial):
+    """A proxy registry whose failures are 404s."""
+    return dict(
+        _proxy(dial),
+        transport={"protocol": "http", "response_header_timeout": PROXY_HEADER_TIMEOUT},
+        handle_response=[{"match": {"status_code": list(PROXY_FAILURES)}, "routes": _not_found_routes()}],
     )
 
 
