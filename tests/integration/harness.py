@@ -242,9 +242,12 @@ class Registry:
         )
         tasks = [
             {"name": "Apply the role under test", "ansible.builtin.include_role": {"name": str(role_dir)}},
-            # ansible_facts: the fact also when facts are not injected as variables.
-            save_task("Write the returned facts for the test", "ansible_facts.buildset_registry", facts_file,
-                      no_log=True, when="ansible_facts.buildset_registry is defined"),
+            # ansible_facts: the fact also when facts are not injected as
+            # variables; the variable: what set_fact gave (the role before
+            # its module set the fact, in the upgrade tests).
+            save_task("Write the returned facts for the test",
+                      "ansible_facts.buildset_registry | default(buildset_registry)", facts_file, no_log=True,
+                      when="ansible_facts.buildset_registry is defined or buildset_registry is defined"),
             save_task("Write what the role's module did, secrets left out, for the test", result, result_file,
                       when="__buildset_registry_result is defined"),
         ]  # fmt: skip

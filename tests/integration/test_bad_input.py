@@ -46,7 +46,7 @@ CASES = [
         "front named as push",
         {"buildset_registry_front_container": "@push_container"},
         "buildset_registry_front_container",
-        "three different names",
+        "must be different names",
     ),
     (
         "front image that cannot be had",
