@@ -49,6 +49,24 @@ CASES = [
         "must be different names",
     ),
     (
+        "namespace URL without a scheme",
+        {"buildset_registry_namespaces": [["quay.io", "quay.io"]]},
+        "buildset_registry_namespaces",
+        "https://HOST",
+    ),
+    (
+        "namespace given twice",
+        {"buildset_registry_namespaces": ["quay.io", ["quay.io", "https://quay.io"]]},
+        "buildset_registry_namespaces",
+        "given twice",
+    ),
+    (
+        "namespace that is the registry itself",
+        {"buildset_registry_namespaces": ["docker.io", "localhost:@port"]},
+        "buildset_registry_namespaces",
+        "the buildset registry itself",
+    ),
+    (
         "front image that cannot be had",
         {"buildset_registry_front_image": "127.0.0.1:9/nowhere/caddy:2"},
         "buildset_registry_front_image",
@@ -70,6 +88,8 @@ def test_bad_input_refused_before_any_change(registry, extra, variable, accepted
         extra["buildset_registry_port"] = registry.vars["buildset_registry_push_port"]
     if extra.get("buildset_registry_front_container") == "@push_container":
         extra["buildset_registry_front_container"] = registry.vars["buildset_registry_push_container"]
+    if "localhost:@port" in extra.get("buildset_registry_namespaces", []):
+        extra["buildset_registry_namespaces"] = ["docker.io", "localhost:%d" % registry.vars["buildset_registry_port"]]
     proc, facts = registry.apply(extra)
     assert proc.returncode != 0, proc.output[-3000:]
     assert facts is None
