@@ -157,10 +157,10 @@ def test_check_reports_each_proxy_and_warns_only_for_the_unusable(monkeypatch):
 
     monkeypatch.setattr(upstream, "probe_all", probe_all)
     outcome = Outcome()
-    waiting = upstream.check(p, endpoints, False, outcome)
+    waiting = upstream.check(endpoints, False, outcome)
     proxy = p["proxy_container"]
     # One per proxy (issue 25 adds one per namespace), each on its own.
-    proxies = {e.name for e in endpoints if upstream.target(p, e)}
+    proxies = {e.name for e in endpoints if e.upstream}
     assert proxy in proxies and waiting == proxies
     assert {t[0] for t in asked} == proxies
     assert ("http://127.0.0.1:9", "", "s3cret") in {t[1:] for t in asked}
@@ -170,7 +170,7 @@ def test_check_reports_each_proxy_and_warns_only_for_the_unusable(monkeypatch):
 
     monkeypatch.setattr(upstream, "probe_all", lambda targets: {t[0]: None for t in targets})
     outcome = Outcome()
-    assert upstream.check(p, endpoints, False, outcome) == frozenset()
+    assert upstream.check(endpoints, False, outcome) == frozenset()
     assert "warnings" not in outcome.data and outcome.data["upstreams"][proxy]["usable"]
 
 

@@ -17,6 +17,13 @@ import re
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_DATA
 
 REGISTRY_KINDS = ("push", "proxy")
+PROXY = "proxy"
+
+
+def is_proxy(kind):
+    """Whether an endpoint kind is a proxy: docker.io's "proxy" or another
+    namespace N's "proxy-N" (registry/endpoints.py)."""
+    return kind == PROXY or kind.startswith(PROXY + "-")
 
 
 def registry_config(kind, socket, remote_url=None, username="", password="", storage=None, http_secret=""):

@@ -22,6 +22,7 @@ from ansible.module_utils.buildset_registry.common.layout import ensure_dirs, la
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import storage, upstream
 from ansible.module_utils.buildset_registry.registry.act import act
+from ansible.module_utils.buildset_registry.registry.config import is_proxy
 from ansible.module_utils.buildset_registry.registry.endpoints import (
     SERVED_FILES,
     base_names,
@@ -60,7 +61,7 @@ def validate(params):
     for kind, name in names.items():
         if list(names.values()).count(name) > 1:
             raise RegistryError(
-                "%s_container" % ("proxy" if kind.startswith("proxy") else kind),
+                "%s_container" % ("proxy" if is_proxy(kind) else kind),
                 "{push_container}, {proxy_container} (and the other namespaces' proxies, named after it) and "
                 "{front_container} must be different names; %s is given twice",
                 name,
@@ -200,7 +201,7 @@ def _present(engine, params, pre, check_mode, outcome):
     hashed, tokens = front_login(params, paths, check_mode)
     endpoints = endpoint_list(params, paths, hashed, tokens)
     outcome.data.update(image_ids=dict(pre.image_ids), images_pulled=list(pre.pulled))
-    waiting = upstream.check(params, endpoints, engine.podman, outcome)
+    waiting = upstream.check(endpoints, engine.podman, outcome)
     served_text = read_optional(paths["served_state"])
     on_disk = {e.config_path: _text(read_optional(e.config_path)) for e in endpoints}
     plans = plan_endpoints(

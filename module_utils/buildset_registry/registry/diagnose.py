@@ -12,6 +12,7 @@ import re
 
 from ansible.module_utils.buildset_registry.common.errors import RegistryError
 from ansible.module_utils.buildset_registry.common.layout import CONTAINER_CERTS
+from ansible.module_utils.buildset_registry.registry.config import is_proxy
 
 LOG_LINES = 20
 
@@ -73,7 +74,7 @@ def _panic(text):
 
 def upstream_panic(text, kind, remote_url):
     """The panic of a proxy that could not reach its upstream at start, else None."""
-    panic = _panic(text or "") if kind.startswith("proxy") else None
+    panic = _panic(text or "") if is_proxy(kind) else None
     if panic and ((remote_url and remote_url.rstrip("/") in panic) or any(s in panic.lower() for s in _UPSTREAM_SIGNS)):
         return panic
     return None
@@ -144,7 +145,7 @@ def _other_panic(text, kind, remote_url, cert_path):
 
 
 def _not_listening(text, kind, remote_url, cert_path):
-    if kind.startswith("proxy") and "listening on" not in text.lower():
+    if is_proxy(kind) and "listening on" not in text.lower():
         return (
             "the proxy has not started listening: registry 2.8 first contacts its upstream %s, "
             "which does not answer; start the upstream or check {proxy_remote_url}" % remote_url

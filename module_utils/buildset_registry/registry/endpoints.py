@@ -33,10 +33,9 @@ from ansible.module_utils.buildset_registry.common.layout import (
 from ansible.module_utils.buildset_registry.common.namespaces import DOCKER_IO, HUB_URL, parse
 from ansible.module_utils.buildset_registry.common.options import PORT_OPTIONS
 from ansible.module_utils.buildset_registry.registry import front, storage
-from ansible.module_utils.buildset_registry.registry.config import REGISTRY_KINDS, render_config
+from ansible.module_utils.buildset_registry.registry.config import PROXY, REGISTRY_KINDS, render_config
 
 KINDS = (*REGISTRY_KINDS, "front")
-PROXY = "proxy"
 # The files under the root the front reads only at start (layout() names).
 SERVED_FILES = ("cert", "key")
 # Abstract socket names hold at most 107 bytes.
@@ -73,10 +72,6 @@ def socket_name(root, kind):
     return name
 
 
-def is_proxy(kind):
-    return kind == PROXY or kind.startswith(PROXY + "-")
-
-
 def served_namespaces(params):
     """Every namespace served, docker.io first, checked (RegistryError)."""
     own = ["%s:%s" % (params["host"], params[option]) for option in PORT_OPTIONS]
@@ -95,17 +90,20 @@ def proxy_kind(namespace):
 
 def base_names(params):
     """The three containers' names, the namespaces' proxies left out."""
-    return {kind: params["%s_container" % kind] for kind in ("push", PROXY, "front")}
+    return {kind: container_name(params, kind) for kind in ("push", PROXY, "front")}
+
+
+def container_name(params, kind):
+    """A container's name: its option's, a namespace's proxy named after docker.io's."""
+    if kind.startswith(PROXY + "-"):
+        return params["proxy_container"] + kind[len(PROXY) :]
+    return params["%s_container" % kind]
 
 
 def container_names(params):
     """kind -> container name of every container (the proxies' from the namespaces)."""
-    names = {"push": params["push_container"]}
-    for ns in cached_namespaces(params):
-        kind = proxy_kind(ns)
-        names[kind] = params["proxy_container"] + kind[len(PROXY) :]
-    names["front"] = params["front_container"]
-    return names
+    kinds = ["push", *(proxy_kind(ns) for ns in cached_namespaces(params)), "front"]
+    return {kind: container_name(params, kind) for kind in kinds}
 
 
 def _registry_endpoint(kind, namespace, params, paths):
@@ -125,7 +123,7 @@ def _registry_endpoint(kind, namespace, params, paths):
     )  # fmt: skip
     return Endpoint(
         kind=kind,
-        name=container_names(params)[kind],
+        name=container_name(params, kind),
         image=params["image"],
         image_option="image",
         ports=(),
@@ -185,7 +183,7 @@ def front_endpoint(params, paths, password_hash, tokens):
     )
     return Endpoint(
         kind="front",
-        name=container_names(params)["front"],
+        name=container_name(params, "front"),
         image=params["front_image"],
         image_option="front_image",
         ports=tuple((option, params[option]) for option in PORT_OPTIONS),

@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from ansible.module_utils.buildset_registry.registry.config import is_proxy
 from ansible.module_utils.buildset_registry.registry.served import files_changed, files_digest
 
 SPEC_VERSION = 2
@@ -55,7 +56,7 @@ def restart_policy(kind, podman):
     container with a back-off (0.1 s doubling to a minute); Podman 4.3 at
     once, about ten times a second. A proxy panics at start while its
     upstream is down, so under Podman it gets a few tries, not a loop."""
-    return PODMAN_PROXY_POLICY if podman and kind.startswith("proxy") else "always"
+    return PODMAN_PROXY_POLICY if podman and is_proxy(kind) else "always"
 
 
 def decide_action(existing, desired_hash, files_changed_, waiting=False):

@@ -175,32 +175,20 @@ def warning(name, remote_url, cause, detail, podman=False, option="proxy_remote_
     )
 
 
-def target(params, endpoint):
-    """(url, username, password) of a proxy endpoint's upstream, None for
-    another container. Each proxy has its own (issue 25: one per namespace)."""
-    given = getattr(endpoint, "upstream", None)
-    if given:
-        url, username, password = given
-        return url, username or "", password or ""
-    if endpoint.kind == "proxy":
-        return params["proxy_remote_url"], params["proxy_username"] or "", params["proxy_password"] or ""
-    return None
-
-
-def check(params, endpoints, podman, outcome):
-    """Probe each proxy's upstream; return the names of the proxies whose
-    upstream cannot be used (the role goes on without them), each with a
-    warning in outcome.data["warnings"] and its cause in ["upstreams"]."""
-    proxies = {e.name: e for e in endpoints if target(params, e)}
-    found = probe_all([(name, *target(params, e)) for name, e in proxies.items()])
+def check(endpoints, podman, outcome):
+    """Probe each proxy's upstream (Endpoint.upstream: each proxy has its
+    own); return the names of the proxies whose upstream cannot be used
+    (the role goes on without them), each with a warning in
+    outcome.data["warnings"] and its cause in ["upstreams"]."""
+    proxies = {e.name: e for e in endpoints if e.upstream}
+    found = probe_all([(name, *e.upstream) for name, e in proxies.items()])
     report = outcome.data.setdefault("upstreams", {})
     for name, endpoint in proxies.items():
-        url = target(params, endpoint)[0]
+        url = endpoint.upstream[0]
         cause, detail = found[name] or (None, None)
         report[name] = {"url": url, "usable": cause is None, "cause": cause, "detail": detail}
         if cause:
-            option = getattr(endpoint, "option", "proxy_remote_url")
-            outcome.data.setdefault("warnings", []).append(warning(name, url, cause, detail, podman, option))
+            outcome.data.setdefault("warnings", []).append(warning(name, url, cause, detail, podman, endpoint.option))
     return frozenset(name for name, item in report.items() if not item["usable"])
 
 
