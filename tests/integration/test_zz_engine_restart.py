@@ -39,6 +39,17 @@ def wait_for(predicate, timeout):
     return predicate()
 
 
+def endpoints_answer(c, status):
+    """Whether both endpoints answer 200 to a login; status gets each
+    endpoint's last answer (a curl error while the front is still down)."""
+    for kind in ("proxy", "push"):
+        try:
+            status[kind] = c.status(kind, "/v2/", True)
+        except AssertionError as e:  # curl could not connect yet
+            status[kind] = str(e).strip()[-200:]
+    return all(s == 200 for s in status.values())
+
+
 def gone(pid):
     """Whether process pid has exited. A dockerd an earlier restart here
     started is this process's child: once it exits it stays a zombie until
@@ -102,16 +113,7 @@ def test_endpoints_come_back_after_engine_restart(registry, tmp_path, record_pro
     how = restart_engine()
     start = time.monotonic()
     status = {}
-
-    def both_answer():
-        for kind in ("proxy", "push"):
-            try:
-                status[kind] = c.status(kind, "/v2/", True)
-            except AssertionError as e:  # curl could not connect yet
-                status[kind] = str(e).strip()[-200:]
-        return all(s == 200 for s in status.values())
-
-    back = wait_for(both_answer, BACK_WITHIN)
+    back = wait_for(lambda: endpoints_answer(c, status), BACK_WITHIN)
     elapsed = time.monotonic() - start
     record_property("restart_method", how)
     record_property("back_after_seconds", round(elapsed, 1))

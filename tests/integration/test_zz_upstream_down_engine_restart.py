@@ -13,7 +13,7 @@ import pytest
 from clients import Clients, make_image
 from harness import docker
 from test_upstream_down import UPSTREAM_IMAGE, proxy_state, timed_status, wait_healed, warned
-from test_zz_engine_restart import BACK_WITHIN, restart_engine, wait_for
+from test_zz_engine_restart import BACK_WITHIN, endpoints_answer, restart_engine, wait_for
 
 
 @pytest.mark.engine_restart
@@ -32,13 +32,12 @@ def test_pushed_images_survive_an_engine_restart_while_the_upstream_is_down(
 
     how = restart_engine()
     start = time.monotonic()
-    back = wait_for(
-        lambda: c.status("push", "/v2/", True) == 200 and c.status("proxy", "/v2/", True) == 200, BACK_WITHIN
-    )
+    status = {}
+    back = wait_for(lambda: endpoints_answer(c, status), BACK_WITHIN)
     elapsed = time.monotonic() - start
     record_property("back_after_seconds", round(elapsed, 1))
     print(f"engine restarted by {how} with the upstream down; endpoints back after {elapsed:.1f} s")
-    assert back
+    assert back, f"not back within {BACK_WITHIN} s: {status}"
     for kind in ("proxy", "push"):
         assert c.digest(kind, "buildset/outage-survivor:1") == image.digest
     status, took = timed_status(c, UPSTREAM_IMAGE, 5)
