@@ -176,12 +176,7 @@ def test_refused_upstream_role_succeeds_warns_and_serves_pushed(registry, unused
 
 
 def test_upstream_back_heals_without_a_rerun(registry, private_upstream, tmp_path, record_property):
-    up = private_upstream(UPSTREAM_IMAGE)
-    variables = {"buildset_registry_proxy_remote_url": up["url"]}
-    assert docker("stop", up["name"]).returncode == 0
-    proc, facts = registry.apply_ok(variables)
-    warned(proc, up["url"], "buildset_registry_proxy_remote_url")
-    c = Clients(facts, tmp_path)
+    up, variables, c = applied_with_upstream_stopped(registry, private_upstream, tmp_path)
     status, elapsed = timed_status(c, UPSTREAM_IMAGE, FALLBACK_WITHIN)
     assert status == 404 and elapsed < FALLBACK_WITHIN, (status, elapsed)
 
@@ -194,9 +189,7 @@ def test_upstream_back_heals_without_a_rerun(registry, private_upstream, tmp_pat
     pulled = c.pull("proxy", UPSTREAM_IMAGE, tmp_path / "healed")
     assert pulled.returncode == 0, pulled.stderr
 
-    again, _ = registry.apply_ok(variables)
-    assert role_changed(again) == [], again.output[-3000:]
-    assert "[WARNING]" not in again.output, again.output[-3000:]
+    rerun_is_quiet(registry, variables)
 
 
 def test_silent_upstream_role_succeeds_and_clients_get_an_error_in_time(registry, tmp_path, record_property):
@@ -320,17 +313,28 @@ def wait_healed(c, ref, record_property, what):
 
 
 def test_upstream_back_heals_under_podman_without_a_rerun(podman_registry, private_upstream, tmp_path, record_property):
-    up = private_upstream(UPSTREAM_IMAGE)
-    variables = {"buildset_registry_proxy_remote_url": up["url"]}
-    assert docker("stop", up["name"]).returncode == 0
-    proc, facts = podman_registry.apply_ok(variables)
-    warned(proc, up["url"], "buildset_registry_proxy_remote_url")
-    c = Clients(facts, tmp_path)
+    up, variables, c = applied_with_upstream_stopped(podman_registry, private_upstream, tmp_path)
     time.sleep(20)
     proxy = podman_registry.vars["buildset_registry_proxy_container"]
     assert proxy_state("podman", proxy)[0] == "exited"
     assert docker("start", up["name"]).returncode == 0
     wait_healed(c, UPSTREAM_IMAGE, record_property, "podman")
-    again, _ = podman_registry.apply_ok(variables)
+    rerun_is_quiet(podman_registry, variables)
+
+
+def applied_with_upstream_stopped(reg, private_upstream, tmp_path):
+    """Apply reg with its proxy's stand-in upstream stopped; the run warns.
+    Returns the upstream, the variables and the clients."""
+    up = private_upstream(UPSTREAM_IMAGE)
+    variables = {"buildset_registry_proxy_remote_url": up["url"]}
+    assert docker("stop", up["name"]).returncode == 0
+    proc, facts = reg.apply_ok(variables)
+    warned(proc, up["url"], "buildset_registry_proxy_remote_url")
+    return up, variables, Clients(facts, tmp_path)
+
+
+def rerun_is_quiet(reg, variables):
+    """A re-run once healed changes nothing and warns of nothing."""
+    again, _ = reg.apply_ok(variables)
     assert role_changed(again) == [], again.output[-3000:]
     assert "[WARNING]" not in again.output, again.output[-3000:]
